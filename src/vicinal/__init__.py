@@ -1,3 +1,26 @@
-"""vicinal: locality-aware mixup for PyTorch."""
+"""vicinal: locality-aware mixup for PyTorch.
+
+Mixup (Zhang et al. 2018), Local Mixup (Baena et al. 2022), k-Mixup (Greenewald et al. 2023) and
+the rescaled prediction of "On Mixup Regularization" (Carratino et al. 2020), as composable parts:
+a lambda draw, a pairing, an optional locality graph, and a weighted soft-target loss.
+"""
+
+from .batch import MixedBatch, interpolate
+from .collate import MixCollate
+from .graphs import KNN, Exponential, LocalityGraph, Threshold, pairwise_distances
+from .lam import sample_lam
+from .losses import mixup_loss, reduce_weighted, soft_cross_entropy, squared_error
+from .mixers import KMixup, LocalMixup, Mixer, Mixup
+from .pairing import GraphPairing, OptimalTransportPairing, RandomPairing
+from .targets import dense_targets
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "KMixup", "LocalMixup", "Mixer", "Mixup", "MixedBatch", "MixCollate",
+    "KNN", "Exponential", "LocalityGraph", "Threshold", "pairwise_distances",
+    "GraphPairing", "OptimalTransportPairing", "RandomPairing",
+    "sample_lam", "interpolate", "dense_targets",
+    "mixup_loss", "reduce_weighted", "soft_cross_entropy", "squared_error",
+    "__version__",
+]

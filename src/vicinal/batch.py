@@ -1,0 +1,85 @@
+"""MixedBatch: what a mixer returns, and the interpolation every mixer shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import torch
+
+
+def interpolate(values: torch.Tensor, partner_values: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    r"""Convex combination :math:`\lambda v_i + (1 - \lambda) v'_i` per sample (Zhang et al. 2018, eq. 1;
+    Greenewald et al. 2023, displacement interpolation DI_lambda).
+
+    Computed with ``torch.lerp`` so that a sample mixed with an identical partner, or with
+    lambda = 1, comes back bit for bit (the exact limits of the papers hold exactly).
+    ``lam`` has shape (B,) and is broadcast over the trailing dimensions of ``values``.
+    """
+    weight = lam.to(values.dtype).reshape((-1,) + (1,) * (values.ndim - 1))
+    return torch.lerp(partner_values, values, weight)
+
+
+@dataclass(frozen=True)
+class MixedBatch:
+    """A mixed batch: the inputs to feed the model and everything the loss needs.
+
+    Attributes
+    ----------
+    inputs : Tensor (B, ...)
+        Mixed inputs :math:`\\tilde x_i = \\lambda_i x_i + (1 - \\lambda_i) x_{p(i)}`.
+    targets : Tensor (B, C) or (B,) / (B, d)
+        Mixed dense targets (soft class probabilities, or regression targets).
+    lam : Tensor (B,)
+        Mixing coefficient of each sample (all equal for one lambda per batch).
+    partner : LongTensor (B,)
+        Index of each sample's partner, in the batch itself or in the partner batch.
+    weights : Tensor (B,) or None
+        Per-sample loss weights from a locality graph (Local Mixup eq. 2); None when every mixed
+        sample counts fully (Mixup, k-Mixup).
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    lam: torch.Tensor
+    partner: torch.Tensor
+    weights: torch.Tensor | None = None
+
+    def mix(self, values: torch.Tensor, partner_values: torch.Tensor | None = None) -> torch.Tensor:
+        """Mix any other per-sample tensor (a hidden representation, a mask) with the same lambdas and partners."""
+        if values.shape[0] != self.lam.shape[0]:
+            raise ValueError(f"values must have {self.lam.shape[0]} samples, got shape {tuple(values.shape)}")
+        source = values if partner_values is None else partner_values
+        return interpolate(values, source[self.partner.to(source.device)], self.lam.to(values.device))
+
+    def to(self, *args, **kwargs) -> "MixedBatch":
+        """Move every tensor (``Tensor.to`` arguments); the partner index keeps its integer dtype."""
+        moved = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                moved[field.name] = None
+            elif field.name == "partner":
+                moved[field.name] = value.to(device=_device_of(args, kwargs, value))
+            else:
+                moved[field.name] = value.to(*args, **kwargs)
+        return replace(self, **moved)
+
+    def pin_memory(self) -> "MixedBatch":
+        """Pinned copy, so ``DataLoader(pin_memory=True)`` works with :class:`vicinal.MixCollate`."""
+        return replace(self, **{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).pin_memory()
+                                for f in fields(self)})
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+
+def _device_of(args: tuple, kwargs: dict, like: torch.Tensor) -> torch.device:
+    """The device named in ``Tensor.to``-style arguments (dtype-only calls keep the current device)."""
+    if "device" in kwargs:
+        return torch.device(kwargs["device"])
+    for arg in args:
+        if isinstance(arg, (str, torch.device)):
+            return torch.device(arg)
+        if isinstance(arg, torch.Tensor):
+            return arg.device
+    return like.device
