@@ -1,6 +1,7 @@
 """Tests for vicinal.lab.plots: each plot writes a readable PNG of the expected size, shows
 the data it was given, and rejects bad input with a message naming the bad value."""
 
+import os
 import subprocess
 import sys
 
@@ -70,9 +71,16 @@ def test_unknown_methods_get_further_distinct_colours_independent_of_companions(
 
 
 def test_importing_plots_selects_a_non_interactive_backend():
-    code = "import matplotlib, vicinal.lab.plots; print(matplotlib.get_backend())"
+    # Load the module file alone, so the subprocess does not pay for importing torch via vicinal/__init__.
+    code = (
+        "import importlib.util, matplotlib\n"
+        f"spec = importlib.util.spec_from_file_location('plots', {plots.__file__!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print(matplotlib.get_backend())"
+    )
+    interactive_by_default = os.environ | {"MPLBACKEND": "TkAgg"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={"PATH": "", "MPLBACKEND": "TkAgg"})
+                            env=interactive_by_default)
     assert result.stdout.strip().lower() == "agg"
 
 
@@ -95,6 +103,7 @@ def test_metric_vs_param_writes_png_with_lines_references_and_ci(tmp_path):
     ax = fig.axes[0]
     assert legend_texts(ax) == ["ERM (reference)", "Mixup (reference)", "Local Mixup"]
     assert ax.get_xscale() == "log"
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["0.25", "0.5", "1", "2"]
     local_line = ax.get_lines()[-1]
     np.testing.assert_allclose(local_line.get_ydata(), samples["local_mixup"].mean(axis=0))
     assert local_line.get_color() == plots.METHOD_COLORS["local_mixup"]
@@ -372,6 +381,7 @@ def test_series_with_power_law_fit_reports_slope(tmp_path):
     assert legend_texts(ax) == ["cross-cluster fraction", "cross-cluster fraction fit: slope -0.50"]
     np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), fraction)
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["1", "2", "4", "8", "16"]
 
 
 def test_series_error_bands_and_method_colours(tmp_path):
@@ -456,3 +466,18 @@ def test_path_must_be_a_path(tmp_path):
     points, weights = matching_data()
     with pytest.raises(TypeError, match="path must be a str or os.PathLike, got int"):
         plots.plot_matching_distribution(points, weights, 3, 42, dpi=DPI)
+
+
+@pytest.mark.parametrize(
+    ("dpi", "error", "message"),
+    [(0, ValueError, "dpi must be a positive int, got 0"), (-10, ValueError, "got -10"),
+     (72.5, TypeError, "dpi must be an int, got 72.5 of type float"), (True, TypeError, "got True of type bool")],
+)
+def test_dpi_must_be_a_positive_int(tmp_path, dpi, error, message):
+    with pytest.raises(error, match=message):
+        plots.plot_series([1.0, 2.0], {"bias": [1.0, 0.5]}, tmp_path / "dpi.png", x_label="K", y_label="bias", dpi=dpi)
+
+
+def test_method_colors_rejects_non_string_key():
+    with pytest.raises(TypeError, match="method key must be a str, got 7 of type int"):
+        plots.method_colors(["mixup", 7])

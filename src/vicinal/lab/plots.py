@@ -34,6 +34,7 @@ import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import NullFormatter
 from scipy import stats
 
 __all__ = [
@@ -77,6 +78,8 @@ _CLASS_COLORS = ("#2166ac", "#b2182b", "#1b9e77", "#d95f02", "#7570b3", "#e7298a
 
 _PathLike = str | PathLike
 
+_MAX_LABELLED_TICKS = 12  # a log x-axis with at most this many distinct values labels each of them
+
 
 # --------------------------------------------------------------------------------------
 # Method colours and names
@@ -101,8 +104,7 @@ def method_label(key: str) -> str:
     TypeError
         If `key` is not a string.
     """
-    if not isinstance(key, str):
-        raise TypeError(f"method key must be a str, got {key!r} of type {type(key).__name__}")
+    _check_method_key(key)
     return METHOD_LABELS.get(key, key)
 
 
@@ -131,13 +133,18 @@ def method_colors(keys: Sequence[str]) -> dict[str, str]:
     """
     colors: dict[str, str] = {}
     for key in keys:
-        method_label(key)  # type check
+        _check_method_key(key)
         if key in METHOD_COLORS:
             colors[key] = METHOD_COLORS[key]
     for key in keys:
         if key not in colors:
             colors[key] = _free_extra_color(key, set(colors.values()))
     return colors
+
+
+def _check_method_key(key: object) -> None:
+    if not isinstance(key, str):
+        raise TypeError(f"method key must be a str, got {key!r} of type {type(key).__name__}")
 
 
 def _free_extra_color(key: str, taken: set[str]) -> str:
@@ -218,6 +225,14 @@ def _mean_ci95(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, stats.t.ppf(0.975, df=n_seeds - 1) * sem
 
 
+def _figure(width: float, height: float, dpi: int) -> Figure:
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, np.integer)):
+        raise TypeError(f"dpi must be an int, got {dpi!r} of type {type(dpi).__name__}")
+    if dpi <= 0:
+        raise ValueError(f"dpi must be a positive int, got {dpi}")
+    return Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+
+
 def _save(fig: Figure, png: Path) -> Figure:
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, format="png", dpi=fig.dpi)
@@ -292,17 +307,17 @@ def plot_metric_vs_param(
         _positive_for_log("param_values", x)
     colors = method_colors([*ref_values, *lines])
 
-    fig = Figure(figsize=(6.4, 4.4), dpi=dpi, layout="constrained")
+    fig = _figure(6.4, 4.4, dpi)
     ax = fig.add_subplot()
     for key, values in ref_values.items():
         _draw_reference(ax, values, colors[key], method_label(key))
     for key, values in lines.items():
         _draw_mean_band(ax, x, values, colors[key], method_label(key), marker="o")
     if log_x:
-        ax.set_xscale("log")
+        _log_x_axis(ax, x)
     ax.set_xlabel(param_name)
     ax.set_ylabel(metric_name)
-    ax.set_title(title or f"{_capitalise(metric_name)} vs {param_name} (mean, 95% CI)")
+    ax.set_title(title or f"{_capitalise(metric_name)} vs {param_name}\n(mean over seeds, 95% CI)")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", frameon=True)
     return _save(fig, png)
@@ -320,6 +335,15 @@ def _draw_mean_band(ax, x: np.ndarray, samples: np.ndarray, color: str, label: s
     ax.plot(x, mean, color=color, label=label, marker=marker, markersize=4, linewidth=1.8)
     if samples.shape[0] > 1:
         ax.fill_between(x, mean - half_width, mean + half_width, color=color, alpha=0.2, linewidth=0)
+
+
+def _log_x_axis(ax, x: np.ndarray) -> None:
+    """Log x-axis; with few distinct x values, label exactly those values in plain numbers."""
+    ax.set_xscale("log")
+    distinct = np.unique(x)
+    if len(distinct) <= _MAX_LABELLED_TICKS:
+        ax.set_xticks(distinct, [f"{value:g}" for value in distinct])
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _capitalise(text: str) -> str:
@@ -395,7 +419,7 @@ def plot_heatmap(
 
     width = max(4.8, 1.1 * len(alphas) + 2.4)
     height = max(3.2, 0.55 * len(ks) + 1.7)
-    fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+    fig = _figure(width, height, dpi)
     ax = fig.add_subplot()
     cmap = matplotlib.colormaps["viridis" if lower_is_better else "viridis_r"].with_extremes(bad="#d9d9d9")
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto")
@@ -505,7 +529,7 @@ def plot_decision_boundaries(
     n_classes = int(labels.max()) + 1
     grid_x, grid_y, grid_points = _plane_grid(points, int(grid_size))
 
-    fig = Figure(figsize=(3.6 * len(fns) + 1.2, 4.6), dpi=dpi, layout="constrained")
+    fig = _figure(3.6 * len(fns) + 1.2, 4.6, dpi)
     axes = fig.subplots(1, len(fns), sharex=True, sharey=True, squeeze=False)[0]
     image = None
     for ax, (key, predict) in zip(axes, fns.items()):
@@ -666,7 +690,7 @@ def plot_reliability(
     diagrams = {key: _reliability_data(key, data) for key, data in _mapping("models", models).items()}
     colors = method_colors(list(diagrams))
 
-    fig = Figure(figsize=(3.4 * len(diagrams) + 0.6, 5.2), dpi=dpi, layout="constrained")
+    fig = _figure(3.4 * len(diagrams) + 0.6, 5.2, dpi)
     axes = fig.subplots(2, len(diagrams), sharex=True, sharey="row", squeeze=False,
                         gridspec_kw={"height_ratios": [3, 1]})
     for column, (key, data) in enumerate(diagrams.items()):
@@ -786,7 +810,7 @@ def plot_curves(
     panels = {name: _panel_curves(name, methods) for name, methods in _mapping("curves", curves).items()}
     colors = method_colors(list(dict.fromkeys(key for methods in panels.values() for key in methods)))
 
-    fig = Figure(figsize=(4.6 * len(panels) + 0.4, 4.0), dpi=dpi, layout="constrained")
+    fig = _figure(4.6 * len(panels) + 0.4, 4.0, dpi)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (name, methods) in zip(axes, panels.items()):
         for key, samples in methods.items():
@@ -877,7 +901,7 @@ def plot_series(
     _check_log_axes(xs, series, bands, log_x, log_y)
     colors = method_colors(list(series))
 
-    fig = Figure(figsize=(6.4, 4.4), dpi=dpi, layout="constrained")
+    fig = _figure(6.4, 4.4, dpi)
     ax = fig.add_subplot()
     for name, values in series.items():
         ax.plot(xs, values, color=colors[name], marker="o", markersize=4, linewidth=1.8, label=method_label(name))
@@ -886,7 +910,8 @@ def plot_series(
                             linewidth=0)
         if name in fitted:
             _draw_power_law_fit(ax, xs, values, colors[name], method_label(name))
-    ax.set_xscale("log" if log_x else "linear")
+    if log_x:
+        _log_x_axis(ax, xs)
     ax.set_yscale("log" if log_y else "linear")
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
@@ -1007,7 +1032,7 @@ def plot_matching_distribution(
     if classes is not None:
         _same_length("labels", classes, "points", len(data))
 
-    fig = Figure(figsize=(5.6, 4.8), dpi=dpi, layout="constrained")
+    fig = _figure(5.6, 4.8, dpi)
     ax = fig.add_subplot()
     _draw_background_points(ax, data[weight == 0], None if classes is None else classes[weight == 0])
     order = np.argsort(weight)
