@@ -246,7 +246,8 @@ def test_decision_boundaries_three_classes_have_no_colour_bar(tmp_path):
         (linear_predict, {"test_errors": {}}, ValueError, "test_errors is empty"),
         (linear_predict, {"test_errors": {"other": 1.0}}, ValueError, r"no entry for method\(s\) \['erm'\]"),
         (linear_predict, {"test_errors": {"erm": 0.3e3}}, ValueError, r"percentage in \[0, 100\], got 300"),
-        (linear_predict, {"grid_size": 3}, ValueError, "grid_size must be an int >= 10, got 3"),
+        (linear_predict, {"grid_size": 3}, ValueError, "grid_size must be >= 10, got 3"),
+        (linear_predict, {"grid_size": 20.0}, TypeError, "grid_size must be an int, got 20.0 of type float"),
     ],
 )
 def test_decision_boundaries_checks_predict_functions_and_options(tmp_path, predict, extra, error, message):
@@ -266,7 +267,7 @@ def test_decision_boundaries_checks_predict_functions_and_options(tmp_path, pred
         (np.ones((5, 3)), np.array([0, 1, 0, 1, 0]), r"x_train must have shape \(n_samples, 2\), got \(5, 3\)"),
         (np.ones((5, 2)), np.array([0, 1, 0]), "y_train has length 3 but x_train has length 5"),
         (np.ones((3, 2)), np.array([0, 1.5, 0]), "non-negative integer class labels, got 1.5"),
-        (np.ones((3, 2)), np.array([0, 0, 0]), "single class"),
+        (np.ones((3, 2)), np.array([1, 1, 1]), "single class 1; expected at least two"),
         (np.ones((0, 2)), np.array([]), "x_train is empty"),
     ],
 )
@@ -452,6 +453,7 @@ def test_matching_distribution_colours_weighted_points_and_marks_anchor(tmp_path
         ({"weights": np.ones(39)}, ValueError, "weights has length 39 but points has length 40"),
         ({"points": np.ones((40, 3))}, ValueError, r"points must have shape \(n_samples, 2\)"),
         ({"labels": np.zeros(5)}, ValueError, "labels has length 5 but points has length 40"),
+        ({"labels": np.full(40, 0.5)}, ValueError, "non-negative integer class labels, got 0.5"),
     ],
 )
 def test_matching_distribution_rejects_bad_input(tmp_path, change, error, message):

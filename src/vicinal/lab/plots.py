@@ -518,14 +518,17 @@ def plot_decision_boundaries(
         a predict function returns the wrong shape or values outside [0, 1], a test error is
         missing or outside [0, 100], or `grid_size` < 10.
     TypeError
-        If a predict function is not callable, or `predict_fns` is not a mapping.
+        If a predict function is not callable, `predict_fns` is not a mapping, or
+        `grid_size` is not an int.
     """
     png = _png_path(path)
     points, labels = _labelled_points(x_train, y_train)
     fns = _mapping("predict_fns", predict_fns)
     errors = _test_errors(test_errors, fns)
-    if not isinstance(grid_size, (int, np.integer)) or grid_size < 10:
-        raise ValueError(f"grid_size must be an int >= 10, got {grid_size!r}")
+    if isinstance(grid_size, bool) or not isinstance(grid_size, (int, np.integer)):
+        raise TypeError(f"grid_size must be an int, got {grid_size!r} of type {type(grid_size).__name__}")
+    if grid_size < 10:
+        raise ValueError(f"grid_size must be >= 10, got {grid_size}")
     n_classes = int(labels.max()) + 1
     grid_x, grid_y, grid_points = _plane_grid(points, int(grid_size))
 
@@ -550,14 +553,19 @@ def _labelled_points(x_train: object, y_train: object) -> tuple[np.ndarray, np.n
     points = _float_array("x_train", x_train, ndim=2)
     if points.shape[1] != 2:
         raise ValueError(f"x_train must have shape (n_samples, 2), got {points.shape}")
-    labels = _float_array("y_train", y_train, ndim=1)
-    _same_length("y_train", labels, "x_train", len(points))
-    if (labels < 0).any() or (labels != np.round(labels)).any():
-        bad = labels[(labels < 0) | (labels != np.round(labels))][0]
-        raise ValueError(f"y_train must hold non-negative integer class labels, got {bad}")
-    if labels.max() < 1:
-        raise ValueError("y_train holds a single class (0); expected at least two classes")
-    return points, labels.astype(int)
+    labels = _class_labels("y_train", y_train, "x_train", len(points))
+    if len(np.unique(labels)) < 2:
+        raise ValueError(f"y_train holds the single class {labels[0]}; expected at least two classes")
+    return points, labels
+
+
+def _class_labels(name: str, values: object, points_name: str, n_points: int) -> np.ndarray:
+    labels = _float_array(name, values, ndim=1)
+    _same_length(name, labels, points_name, n_points)
+    not_class = (labels < 0) | (labels != np.round(labels))
+    if not_class.any():
+        raise ValueError(f"{name} must hold non-negative integer class labels, got {labels[not_class][0]}")
+    return labels.astype(int)
 
 
 def _test_errors(test_errors: Mapping[str, float] | None, fns: Mapping) -> dict[str, float]:
@@ -1018,7 +1026,8 @@ def plot_matching_distribution(
     ------
     ValueError
         If shapes do not match, arrays are empty or not finite, a weight is negative, all
-        weights are zero, or `anchor_index` is out of range.
+        weights are zero, a label is not a non-negative integer, or `anchor_index` is out of
+        range.
     TypeError
         If `anchor_index` is not an integer.
     """
@@ -1028,17 +1037,12 @@ def plot_matching_distribution(
         raise ValueError(f"points must have shape (n_samples, 2), got {data.shape}")
     weight = _matching_weights(weights, len(data))
     anchor = _anchor(anchor_index, len(data))
-    classes = None if labels is None else _float_array("labels", labels, ndim=1).astype(int)
-    if classes is not None:
-        _same_length("labels", classes, "points", len(data))
+    classes = None if labels is None else _class_labels("labels", labels, "points", len(data))
 
     fig = _figure(5.6, 4.8, dpi)
     ax = fig.add_subplot()
     _draw_background_points(ax, data[weight == 0], None if classes is None else classes[weight == 0])
-    order = np.argsort(weight)
-    order = order[weight[order] > 0]
-    scatter = ax.scatter(data[order, 0], data[order, 1], c=weight[order], s=12 + 110 * weight[order] / weight.max(),
-                         cmap="plasma", vmin=0, vmax=weight.max(), edgecolors="black", linewidths=0.3)
+    scatter = _draw_weighted_points(ax, data, weight)
     ax.scatter(*data[anchor], marker="*", s=320, color="#e41a1c", edgecolors="black", linewidths=0.8,
                label=f"point i = {anchor}", zorder=5)
     fig.colorbar(scatter, ax=ax, label="matching weight $D_i(j)$")
@@ -1048,6 +1052,15 @@ def plot_matching_distribution(
     ax.legend(loc="best")
     ax.set_title(title or f"Matching distribution of point {anchor}")
     return _save(fig, png)
+
+
+def _draw_weighted_points(ax, data: np.ndarray, weight: np.ndarray):
+    """Scatter the points of positive weight, coloured and sized by weight, heaviest drawn last."""
+    order = np.argsort(weight)
+    order = order[weight[order] > 0]
+    sizes = 12 + 110 * weight[order] / weight.max()
+    return ax.scatter(data[order, 0], data[order, 1], c=weight[order], s=sizes, cmap="plasma", vmin=0,
+                      vmax=weight.max(), edgecolors="black", linewidths=0.3)
 
 
 def _matching_weights(weights: object, n_points: int) -> np.ndarray:
