@@ -443,5 +443,6 @@ def test_npz_unsplit_regression(tmp_path):
 
 def test_npz_without_expected_arrays(tmp_path):
     np.savez(tmp_path / "w.npz", inputs=np.zeros((2, 2)))
-    with pytest.raises(ValueError, match=r"holds arrays \['inputs'\]; expected x_train, y_train, x_test, y_test or x, y"):
+    expected = r"holds arrays \['inputs'\]; expected x_train, y_train, x_test, y_test or x, y"
+    with pytest.raises(ValueError, match=expected):
         load_dataset("npz", path=tmp_path / "w.npz")

@@ -53,7 +53,8 @@ def test_unknown_model_lists_valid_names():
 
 
 def test_unknown_parameter_is_named():
-    with pytest.raises(ValueError, match=r"model 'mlp' has no parameter\(s\) \['depth'\]; it accepts \['activation', 'widths'\]"):
+    expected = r"model 'mlp' has no parameter\(s\) \['depth'\]; it accepts \['activation', 'widths'\]"
+    with pytest.raises(ValueError, match=expected):
         build_model("mlp", input_shape=(2,), num_outputs=2, depth=3)
     assert model_parameters("densenet_bc") == {"depth": 100, "growth_rate": 12, "compression": 0.5}
 
@@ -71,7 +72,8 @@ def test_unknown_parameter_is_named():
         ("mlp", {"input_shape": (2,), "seed": -3}, ValueError, "seed must be an integer >= 0, got -3"),
         ("rff", {"input_shape": (2,), "sigma": 0.0}, ValueError, "sigma must be a finite number > 0"),
         ("densenet_bc", {"input_shape": (3, 32, 32), "depth": 12}, ValueError, "depth - 4 must be a multiple of 6"),
-        ("densenet_bc", {"input_shape": (3, 32, 32), "compression": 1.5}, ValueError, r"compression must be in \(0, 1\]"),
+        ("densenet_bc", {"input_shape": (3, 32, 32), "compression": 1.5}, ValueError,
+         r"compression must be in \(0, 1\]"),
         ("preact_resnet18", {"input_shape": (3, 32, 32), "width": 0}, ValueError, "width must be an integer >= 1"),
     ],
 )

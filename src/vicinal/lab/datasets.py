@@ -69,7 +69,9 @@ class Dataset:
             if not isinstance(x, torch.Tensor) or x.dtype != torch.float32 or x.ndim < 2:
                 raise TypeError(f"x_{split} must be a float32 tensor of shape (N, ...), got {_describe(x)}")
             if not isinstance(y, torch.Tensor) or y.ndim < 1 or y.shape[0] != x.shape[0]:
-                raise ValueError(f"y_{split} must be a tensor with {x.shape[0]} rows like x_{split}, got {_describe(y)}")
+                raise ValueError(
+                    f"y_{split} must be a tensor with {x.shape[0]} rows like x_{split}, got {_describe(y)}"
+                )
             if self.num_classes is None:
                 if not y.is_floating_point():
                     raise TypeError(f"regression targets y_{split} must be floating, got dtype {y.dtype}")
@@ -421,7 +423,8 @@ _iris = _sklearn_tabular(
 )
 _breast_cancer = _sklearn_tabular(
     sk_datasets.load_breast_cancer,
-    "Breast Cancer Wisconsin (Diagnostic): 569 samples, 30 features, 2 classes (UCI; Greenewald et al. 2023, Sec. 5.2).",
+    "Breast Cancer Wisconsin (Diagnostic): 569 samples, 30 features, 2 classes "
+    "(UCI; Greenewald et al. 2023, Sec. 5.2).",
 )
 _wine = _sklearn_tabular(sk_datasets.load_wine, "Wine: 178 samples, 13 features, 3 classes (UCI).")
 
@@ -687,7 +690,9 @@ def _read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as handle:
         raw = handle.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{str(path)!r} is not an unsigned-byte IDX file (magic bytes {raw[:4].hex()}, expected 0000 08 nn)")
+        raise ValueError(
+            f"{str(path)!r} is not an unsigned-byte IDX file (magic bytes {raw[:4].hex()}, expected 0000 08 nn)"
+        )
     ndim = raw[3]
     header = 4 + 4 * ndim
     shape = struct.unpack(f">{ndim}I", raw[4:header])
@@ -835,7 +840,9 @@ def load_dataset(name: str, *, seed: int = 0, **params: Any) -> Dataset:
         raise ValueError(f"dataset {name!r} has no parameter(s) {unknown}; it accepts {sorted(accepted)}")
     missing = sorted(k for k, default in accepted.items() if default is inspect.Parameter.empty and k not in params)
     if missing:
-        raise ValueError(f"dataset {name!r} needs parameter(s) {missing}, e.g. load_dataset({name!r}, {missing[0]}=...)")
+        raise ValueError(
+            f"dataset {name!r} needs parameter(s) {missing}, e.g. load_dataset({name!r}, {missing[0]}=...)"
+        )
     x_train, y_train, x_test, y_test, num_classes = loader(seed=seed, **params)
     used = {k: params.get(k, default) for k, default in accepted.items()}
     used = {k: str(v) if isinstance(v, Path) else v for k, v in used.items()}

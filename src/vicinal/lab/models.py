@@ -308,7 +308,8 @@ class _DenseLayer(nn.Module):
         super().__init__()
         self.layers = nn.Sequential(
             nn.BatchNorm2d(in_channels), nn.ReLU(), nn.Conv2d(in_channels, 4 * growth_rate, 1, bias=False),
-            nn.BatchNorm2d(4 * growth_rate), nn.ReLU(), nn.Conv2d(4 * growth_rate, growth_rate, 3, padding=1, bias=False),
+            nn.BatchNorm2d(4 * growth_rate), nn.ReLU(),
+            nn.Conv2d(4 * growth_rate, growth_rate, 3, padding=1, bias=False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
