@@ -155,7 +155,8 @@ MEANS = np.array([[0.80, 0.90], [0.70, np.nan], [0.75, 0.66]])
 
 def test_heatmap_writes_numbers_ci_and_marks_best_cell(tmp_path):
     path = tmp_path / "heat.png"
-    fig = plots.plot_heatmap(K_VALUES, ALPHA_VALUES, MEANS, path, ci_half_widths=np.full((3, 2), 0.02), dpi=DPI)
+    half_widths = np.where(np.isnan(MEANS), np.nan, 0.02)  # cells not run need no CI
+    fig = plots.plot_heatmap(K_VALUES, ALPHA_VALUES, MEANS, path, ci_half_widths=half_widths, dpi=DPI)
     assert_png_matches_figure(path, fig)
     texts = fig.axes[0].texts
     assert [text.get_text() for text in texts] == ["0.80\n±0.02", "0.90\n±0.02", "0.70\n±0.02", "n/a",
@@ -173,6 +174,15 @@ def test_heatmap_higher_is_better_marks_the_maximum(tmp_path):
     assert bold == ["0.90"]
 
 
+def test_heatmap_decimals(tmp_path):
+    fig = plots.plot_heatmap(K_VALUES, ALPHA_VALUES, MEANS, tmp_path / "d.png", decimals=1, dpi=DPI)
+    assert [text.get_text() for text in fig.axes[0].texts] == ["0.8", "0.9", "0.7", "n/a", "0.8", "0.7"]
+    with pytest.raises(ValueError, match="decimals must be >= 0, got -1"):
+        plots.plot_heatmap(K_VALUES, ALPHA_VALUES, MEANS, tmp_path / "d.png", decimals=-1, dpi=DPI)
+    with pytest.raises(TypeError, match="decimals must be an int, got 1.5 of type float"):
+        plots.plot_heatmap(K_VALUES, ALPHA_VALUES, MEANS, tmp_path / "d.png", decimals=1.5, dpi=DPI)
+
+
 @pytest.mark.parametrize(
     ("means", "ci", "message"),
     [
@@ -180,6 +190,8 @@ def test_heatmap_higher_is_better_marks_the_maximum(tmp_path):
         (np.full((3, 2), np.nan), None, "means has no finite value"),
         (MEANS, np.ones((3, 3)), r"ci_half_widths must have shape .* got \(3, 3\)"),
         (np.ones(6), None, "means must be 2-D"),
+        (MEANS, np.full((3, 2), -0.1), "ci_half_widths must be >= 0 in every cell with a mean, got -0.1"),
+        (MEANS, np.where(np.isnan(MEANS), 0.1, np.nan), "ci_half_widths must be >= 0 .* got nan"),
     ],
 )
 def test_heatmap_rejects_bad_input(tmp_path, means, ci, message):

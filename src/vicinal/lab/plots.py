@@ -299,7 +299,7 @@ def plot_metric_vs_param(
     """
     png = _png_path(path)
     x = _float_array("param_values", param_values, ndim=1)
-    lines = {key: _samples(f"samples[{key!r}]", values, len(x)) 
+    lines = {key: _samples(f"samples[{key!r}]", values, len(x))
              for key, values in _mapping("samples", samples).items()}
     refs = {} if references is None else _mapping("references", references)
     ref_values = {key: _float_array(f"references[{key!r}]", values, ndim=1) for key, values in refs.items()}
@@ -364,6 +364,7 @@ def plot_heatmap(
     ci_half_widths: np.ndarray | None = None,
     metric_name: str = "test error (%)",
     lower_is_better: bool = True,
+    decimals: int = 2,
     title: str | None = None,
     dpi: int = 100,
 ) -> Figure:
@@ -390,6 +391,8 @@ def plot_heatmap(
     lower_is_better : bool, default True
         Which end of the scale is best: picks the best cell, and maps it to the dark end of
         the colour map.
+    decimals : int, default 2
+        Digits after the decimal point in the cell texts (k-Mixup's tables use 2).
     title : str, optional
         Figure title; by default "<metric> over k and alpha".
     dpi : int, default 100
@@ -405,9 +408,10 @@ def plot_heatmap(
     ------
     ValueError
         If the grid shape does not match ``(len(k_values), len(alpha_values))``, every cell
-        is NaN, or a value is infinite.
+        is NaN, a value is infinite, a CI half-width is negative or missing where a mean is
+        given, or `decimals` is negative.
     TypeError
-        If `path` is not a path or an array is not numeric.
+        If `path` is not a path, an array is not numeric, or `decimals` is not an int.
     """
     png = _png_path(path)
     ks = _float_array("k_values", k_values, ndim=1)
@@ -415,7 +419,11 @@ def plot_heatmap(
     grid = _grid("means", means, (len(ks), len(alphas)))
     if np.isnan(grid).all():
         raise ValueError("means has no finite value; expected at least one cell that was run")
-    half_widths = None if ci_half_widths is None else _grid("ci_half_widths", ci_half_widths, grid.shape)
+    half_widths = None if ci_half_widths is None else _grid_half_widths(ci_half_widths, grid)
+    if isinstance(decimals, bool) or not isinstance(decimals, (int, np.integer)):
+        raise TypeError(f"decimals must be an int, got {decimals!r} of type {type(decimals).__name__}")
+    if decimals < 0:
+        raise ValueError(f"decimals must be >= 0, got {decimals}")
 
     width = max(4.8, 1.1 * len(alphas) + 2.4)
     height = max(3.2, 0.55 * len(ks) + 1.7)
@@ -423,7 +431,7 @@ def plot_heatmap(
     ax = fig.add_subplot()
     cmap = matplotlib.colormaps["viridis" if lower_is_better else "viridis_r"].with_extremes(bad="#d9d9d9")
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto")
-    _write_cell_texts(ax, grid, half_widths, image, lower_is_better)
+    _write_cell_texts(ax, grid, half_widths, image, lower_is_better, decimals)
     ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
     ax.set_yticks(range(len(ks)), [f"{k:g}" for k in ks])
     ax.set_xlabel("α (Beta parameter)")
@@ -440,7 +448,17 @@ def _grid(name: str, values: object, shape: tuple[int, int]) -> np.ndarray:
     return grid
 
 
-def _write_cell_texts(ax, grid: np.ndarray, half_widths: np.ndarray | None, image, lower_is_better: bool) -> None:
+def _grid_half_widths(ci_half_widths: object, grid: np.ndarray) -> np.ndarray:
+    half_widths = _grid("ci_half_widths", ci_half_widths, grid.shape)
+    run = ~np.isnan(grid)
+    if np.isnan(half_widths[run]).any() or (half_widths[run] < 0).any():
+        bad = half_widths[run][np.isnan(half_widths[run]) | (half_widths[run] < 0)][0]
+        raise ValueError(f"ci_half_widths must be >= 0 in every cell with a mean, got {bad}")
+    return half_widths
+
+
+def _write_cell_texts(ax, grid: np.ndarray, half_widths: np.ndarray | None, image, lower_is_better: bool,
+                      decimals: int) -> None:
     best = np.nanargmin(grid) if lower_is_better else np.nanargmax(grid)
     best_row, best_col = np.unravel_index(best, grid.shape)
     for row, col in np.ndindex(grid.shape):
@@ -448,7 +466,9 @@ def _write_cell_texts(ax, grid: np.ndarray, half_widths: np.ndarray | None, imag
         if np.isnan(value):
             ax.text(col, row, "n/a", ha="center", va="center", color="#555555", fontsize=9)
             continue
-        text = f"{value:.2f}" if half_widths is None else f"{value:.2f}\n±{half_widths[row, col]:.2f}"
+        text = f"{value:.{decimals}f}"
+        if half_widths is not None:
+            text += f"\n±{half_widths[row, col]:.{decimals}f}"
         is_best = (row, col) == (best_row, best_col)
         ax.text(col, row, text, ha="center", va="center", fontsize=9, linespacing=1.1,
                 color=_text_color_on(image.cmap(image.norm(value))), fontweight="bold" if is_best else "normal")
