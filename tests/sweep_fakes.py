@@ -74,12 +74,18 @@ def write_rows(path: str, start: int, n: int, barrier=None) -> None:
 
 
 def sweep_main(argv: list[str]) -> None:
-    """Command line for subprocess tests: STORE MARKER_DIR N SLEEP WORKERS [START]."""
+    """Command line for subprocess tests: STORE MARKER_DIR N SLEEP WORKERS [START].
+
+    Prints "ready", then waits for a file named ``go`` in MARKER_DIR before sweeping.
+    """
     from vicinal.lab.sweep import run_sweep
 
     store, marker_dir, n, sleep, workers, *rest = argv
     configs = small_grid(int(n), marker_dir, float(sleep), int(rest[0]) if rest else 0)
-    print("sweep started", flush=True)
+    go = Path(marker_dir, "go")
+    print("ready", flush=True)
+    while not go.exists():  # lets a test start several sweeps at the same moment
+        time.sleep(0.01)
     run_sweep(configs, fake_run, store=store, workers=int(workers), progress=False)
 
 
