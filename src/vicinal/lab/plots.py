@@ -644,7 +644,7 @@ def _class_colour_image(probabilities: np.ndarray) -> np.ndarray:
     palette = np.array([mcolors.to_rgb(_class_color(c)) for c in range(n_classes)])
     predicted = probabilities.argmax(axis=1)
     certainty = (probabilities.max(axis=1) - 1 / n_classes) / (1 - 1 / n_classes)
-    strength = 0.15 + 0.6 * np.clip(certainty, 0, 1)[:, np.newaxis]
+    strength = 0.1 + 0.45 * np.clip(certainty, 0, 1)[:, np.newaxis]
     return strength * palette[predicted] + (1 - strength) * np.ones(3)
 
 
