@@ -107,17 +107,21 @@ class Mixer:
 
         lam = sample_lam(batch_size, self.alpha, lam_mode=self.lam_mode, truncate=self.truncate,
                          generator=generator, device=inputs.device, dtype=target_dtype)
+        # Pairs and weights are functions of the data, not of the parameters: when mixing hidden
+        # features, no gradient flows through distances or matchings.
+        features = inputs.detach()
+        partner_features = None if partner_inputs is None else partner_inputs.detach()
         weights = None
         if isinstance(self.pairing, GraphPairing):
             if partner_inputs is not None:
                 raise ValueError("weighted sampling draws partners from the batch's own graph; partner_batch is not supported")
-            graph_weights = self.graph.matrix(inputs)
+            graph_weights = self.graph.matrix(features)
             partner = self.pairing(graph_weights, generator=generator)
             weights = graph_weights.mean(dim=1)
         else:
-            partner = self.pairing(inputs, partner_inputs, generator=generator)
+            partner = self.pairing(features, partner_features, generator=generator)
             if self.graph is not None:
-                weights = self.graph.pair_weights(inputs, partner_inputs, partner)
+                weights = self.graph.pair_weights(features, partner_features, partner)
 
         source_inputs = inputs if partner_inputs is None else partner_inputs
         return MixedBatch(

@@ -1,0 +1,175 @@
+"""One training run, fully described by a validated, JSON-serialisable configuration.
+
+The configuration is what the sweep runner hashes and stores, so every field that changes the
+result lives here, and unknown keys are refused (a misspelt ``epsilon`` must not silently run
+with the default ``eps``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+import vicinal as v
+from vicinal._checks import check_choice, check_int, check_nonnegative_float, check_positive_float
+
+METHODS = ("erm", "mixup", "local_mixup", "kmixup", "modified_data", "approx_mixup")
+MIXING_METHODS = ("mixup", "local_mixup", "kmixup")
+GRAPHS = ("threshold", "knn", "exponential")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "step", "multistep", "cosine")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run (see ``vicinal sweep --help`` for the TOML form).
+
+    Method-specific fields are ignored by other methods but kept in the hash, so leave them at their
+    defaults when they do not apply (the sweep expansion does this).
+
+    Methods: ``erm`` (plain training), ``mixup`` (Zhang et al. 2018), ``local_mixup`` (Baena et al.
+    2022, eq. 2; ``graph``, ``eps`` / ``n_neighbors`` / ``decay``, ``sampling``), ``kmixup``
+    (Greenewald et al. 2023; ``k``), ``modified_data`` (ERM on the shrunk data of Carratino et al. 2020,
+    eq. 20) and ``approx_mixup`` (the approximate mixup risk, Carratino et al. 2020, Theorem 2).
+    """
+
+    dataset: str = "spirals"
+    dataset_params: dict = field(default_factory=dict)
+    model: str = "mlp"
+    model_params: dict = field(default_factory=dict)
+    method: str = "erm"
+    alpha: float = 1.0
+    graph: str = "threshold"
+    eps: float = 1.0
+    n_neighbors: int = 10
+    decay: float = 1e-3
+    sampling: str = "uniform"
+    k: int = 16
+    lam_mode: str = "batch"
+    truncate: bool = False
+    mix_layers: tuple = (0,)
+    reduction: str = "mean"
+    approx_estimator: str = "exact"
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    step_size: int = 30
+    gamma: float = 0.1
+    milestones: tuple = ()
+    epochs: int = 10
+    batch_size: int = 128
+    kept_pairs: int = 0
+    seed: int = 0
+    data_seed: int = -1
+    eval_rescaled: bool = True
+    eval_every: int = 0
+    n_bins: int = 15
+    noise_stds: tuple = ()
+    fgsm_eps: tuple = ()
+
+    def __post_init__(self):
+        check_choice("method", self.method, METHODS)
+        check_choice("graph", self.graph, GRAPHS)
+        check_choice("sampling", self.sampling, ("uniform", "weighted"))
+        check_choice("lam_mode", self.lam_mode, ("batch", "sample"))
+        check_choice("reduction", self.reduction, ("mean", "normalized", "sum"))
+        check_choice("approx_estimator", self.approx_estimator, ("exact", "stochastic"))
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_positive_float("alpha", self.alpha)
+        check_nonnegative_float("eps", self.eps)
+        check_int("n_neighbors", self.n_neighbors, minimum=0)
+        check_nonnegative_float("decay", self.decay)
+        check_int("k", self.k, minimum=1)
+        check_positive_float("lr", self.lr)
+        check_nonnegative_float("momentum", self.momentum)
+        check_nonnegative_float("weight_decay", self.weight_decay)
+        check_int("step_size", self.step_size, minimum=1)
+        check_positive_float("gamma", self.gamma)
+        check_int("epochs", self.epochs, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("kept_pairs", self.kept_pairs, minimum=0)
+        check_int("seed", self.seed, minimum=0)
+        check_int("data_seed", self.data_seed, minimum=-1)
+        check_int("eval_every", self.eval_every, minimum=0)
+        check_int("n_bins", self.n_bins, minimum=1)
+        if not self.mix_layers:
+            raise ValueError("mix_layers must be a non-empty list of stage boundaries (0 = input), got []")
+        for boundary in self.mix_layers:
+            check_int("mix_layers entry", boundary, minimum=0)
+        for name in ("noise_stds", "fgsm_eps"):
+            for value in getattr(self, name):
+                check_nonnegative_float(f"{name} entry", value)
+        for name in ("dataset_params", "model_params"):
+            if not isinstance(getattr(self, name), dict):
+                raise TypeError(f"{name} must be a table/dict, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+        """Build from a plain dict (a TOML table, a stored row), refusing unknown keys by name."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown run setting(s) {', '.join(map(repr, unknown))}; valid settings: {', '.join(sorted(names))}")
+        tuples = {"mix_layers", "milestones", "noise_stds", "fgsm_eps"}
+        return cls(**{key: tuple(value) if key in tuples else value for key, value in values.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict (tuples become lists)."""
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
+
+    @property
+    def effective_data_seed(self) -> int:
+        """Seed of the data draw/split: ``data_seed``, or ``seed`` when ``data_seed = -1`` (fresh data per run)."""
+        return self.seed if self.data_seed < 0 else self.data_seed
+
+
+def derive_seed(seed: int, stream: str) -> int:
+    """An independent 63-bit seed per named random stream ("init", "data", "mix", ...) of a run."""
+    digest = hashlib.sha256(f"{seed}:{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def make_graph(config: RunConfig) -> v.LocalityGraph:
+    """The locality graph a config names (Baena et al. 2022, Sec. IV-A)."""
+    if config.graph == "threshold":
+        return v.Threshold(eps=config.eps)
+    if config.graph == "knn":
+        return v.KNN(n_neighbors=config.n_neighbors)
+    return v.Exponential(decay=config.decay)
+
+
+def make_mixer(config: RunConfig, num_classes: int | None) -> v.Mixer | None:
+    """The mixer of a mixing method (Mixup / LocalMixup / KMixup), or None for the other methods."""
+    common = dict(alpha=config.alpha, num_classes=num_classes, lam_mode=config.lam_mode, truncate=config.truncate)
+    if config.method == "mixup":
+        return v.Mixup(**common)
+    if config.method == "local_mixup":
+        return v.LocalMixup(graph=make_graph(config), sampling=config.sampling, **common)
+    if config.method == "kmixup":
+        return v.KMixup(k=config.k, **common)
+    return None
+
+
+def make_optimizer(parameters, config: RunConfig) -> torch.optim.Optimizer:
+    """SGD with momentum / weight decay (k-Mixup Sec. 5, Zhang et al.) or Adam (Local Mixup Sec. V-A)."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, config: RunConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-epoch learning-rate schedule: constant, step (StepLR), multi-step (k-Mixup: /10 at 100, 150), cosine."""
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+    if config.schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=config.gamma)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)

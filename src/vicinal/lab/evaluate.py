@@ -1,0 +1,66 @@
+"""Test-time evaluation of a trained model: error, NLL, calibration, robustness.
+
+Metrics of Carratino et al. 2020 (Sec. 5: error, NLL, ECE) and the robustness protocol of
+Greenewald et al. 2023 (Tables 6-7: additive Gaussian noise, white-box FGSM).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from vicinal import metrics
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 2048) -> torch.Tensor:
+    """Model outputs on ``x`` in eval mode, in chunks (no gradient)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(chunk) for chunk in x.split(batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def classification_metrics(logits: torch.Tensor, y: torch.Tensor, *, n_bins: int, prefix: str = "test_") -> dict:
+    """Error, NLL, ECE, MCE and adaptive ECE of logits against index labels, as a flat dict of floats."""
+    return {
+        f"{prefix}error": metrics.error_rate(logits, y, from_logits=True),
+        f"{prefix}nll": metrics.nll(logits, y, from_logits=True),
+        f"{prefix}ece": metrics.ece(logits, y, n_bins=n_bins, from_logits=True),
+        f"{prefix}mce": metrics.mce(logits, y, n_bins=n_bins, from_logits=True),
+        f"{prefix}adaptive_ece": metrics.adaptive_ece(logits, y, n_bins=n_bins, from_logits=True),
+    }
+
+
+def regression_metrics(outputs: torch.Tensor, y: torch.Tensor, *, prefix: str = "test_") -> dict:
+    """Mean squared error of regression outputs."""
+    return {f"{prefix}mse": float(F.mse_loss(outputs.reshape(y.shape), y))}
+
+
+def noisy_error(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, std: float, seed: int) -> float:
+    """Error under additive Gaussian input noise of standard deviation ``std`` (Greenewald et al. 2023, Table 6)."""
+    generator = torch.Generator().manual_seed(seed)
+    noisy = x + std * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    return metrics.error_rate(predict(model, noisy), y, from_logits=True)
+
+
+def fgsm_error(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, batch_size: int = 2048) -> float:
+    """Error under a white-box FGSM attack of size ``eps`` (Goodfellow et al. 2015; Greenewald et al. 2023, Table 7).
+
+    Each input moves by ``eps * sign(grad_x CE(f(x), y))``; the attack uses the model in eval mode.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        wrong = 0
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+            xb = xb.clone().requires_grad_(True)
+            loss = F.cross_entropy(model(xb), yb)
+            (grad,) = torch.autograd.grad(loss, xb)
+            with torch.no_grad():
+                wrong += int((model(xb + eps * grad.sign()).argmax(1) != yb).sum())
+        return wrong / len(y)
+    finally:
+        model.train(was_training)

@@ -1,0 +1,231 @@
+"""Train one model with one method, evaluate it, return its metrics.
+
+Randomness protocol (the batched ensemble trainer reproduces it member by member):
+
+* ``derive_seed(seed, "init")`` seeds the model's initial weights (``build_model(seed=...)``);
+* ``derive_seed(seed, "data")`` seeds a generator that draws one ``randperm`` of the training set per
+  epoch; batches are consecutive slices of it (the short last slice is dropped);
+* ``derive_seed(seed, "mix")`` seeds the generator given to the mixer at every step (after one
+  ``randint`` choosing the mixing layer, only when several layers are allowed);
+* the data themselves come from ``load_dataset(..., seed=config.effective_data_seed)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+import vicinal as v
+from vicinal.approx import approximate_mixup_loss
+from vicinal.rescale import RescaledPredictor, fit_stats, modified_data
+
+from .config import MIXING_METHODS, RunConfig, derive_seed, make_graph, make_mixer, make_optimizer, make_schedule
+from .datasets import Dataset, load_dataset
+from .evaluate import classification_metrics, fgsm_error, noisy_error, predict, regression_metrics
+from .models import build_model
+
+CHECKPOINT_VERSION = 1
+
+
+def kept_pairs_batch_size(x: torch.Tensor, config: RunConfig, *, n_pairs: int = 20000) -> int:
+    """Batch size that keeps about ``config.kept_pairs`` virtual samples per step (Baena et al. 2022, Sec. V-A).
+
+    Local Mixup with a sparse graph discards most random pairs, so the paper grows the batch as eps
+    shrinks to keep the average number of kept pairs per step constant. The kept fraction is the mean
+    graph weight of ``n_pairs`` random distinct pairs of training inputs (seeded by the run's data seed).
+    """
+    n = x.shape[0]
+    generator = torch.Generator().manual_seed(derive_seed(config.effective_data_seed, "kept_pairs"))
+    i = torch.randint(0, n, (n_pairs,), generator=generator)
+    j = (i + torch.randint(1, n, (n_pairs,), generator=generator)) % n  # j != i
+    graph = make_graph(config)
+    if graph.needs_full_matrix:
+        raise ValueError("kept_pairs batch-size adjustment needs a threshold or exponential graph, not kNN")
+    weights = graph.weights_from_distances(v.graphs.paired_distances(x[i], x[j], metric=graph.metric), same_set=False)
+    kept_fraction = float(weights.mean())
+    if kept_fraction == 0.0:
+        raise ValueError(f"the graph keeps no random pair of training points (eps={config.eps}); kept_pairs cannot be met")
+    return max(2, min(n, math.ceil(config.kept_pairs / kept_fraction)))
+
+
+def effective_batch_size(dataset: Dataset, config: RunConfig) -> int:
+    """``batch_size``, or the kept-pairs adjusted size for Local Mixup when ``kept_pairs > 0``."""
+    if config.kept_pairs and config.method == "local_mixup":
+        return kept_pairs_batch_size(dataset.x_train, config)
+    return min(config.batch_size, dataset.x_train.shape[0])
+
+
+class _Step:
+    """The loss of one training step for the configured method."""
+
+    def __init__(self, config: RunConfig, model, dataset: Dataset, stats):
+        self.config, self.model, self.stats = config, model, stats
+        self.num_classes = dataset.num_classes
+        self.mixer = make_mixer(config, dataset.num_classes)
+        self.loss_name = "cross_entropy" if dataset.num_classes is not None else "squared_error"
+        num_stages = getattr(model, "num_stages", None)
+        if config.method in MIXING_METHODS and config.mix_layers != (0,):
+            if num_stages is None:
+                raise ValueError(f"model {config.model!r} exposes no stages: manifold mixing (mix_layers) needs a StagedModel")
+            bad = [b for b in config.mix_layers if b >= num_stages]
+            if bad:
+                raise ValueError(f"mix_layers {bad} out of range: model {config.model!r} has boundaries 0..{num_stages - 1}")
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, mix_generator: torch.Generator) -> torch.Tensor:
+        config, model = self.config, self.model
+        if self.mixer is not None:
+            layers = config.mix_layers
+            layer = layers[0] if len(layers) == 1 else layers[int(torch.randint(len(layers), (1,), generator=mix_generator))]
+            hidden = x if layer == 0 else model.features(x, layer)
+            batch = self.mixer(hidden, y, generator=mix_generator)
+            outputs = model(batch.inputs) if layer == 0 else model.forward_from(batch.inputs, layer)
+            return v.mixup_loss(outputs, batch, loss=self.loss_name, reduction=config.reduction)
+        if config.method == "erm":
+            outputs = model(x)
+            if self.num_classes is None:
+                return v.squared_error(outputs, y).mean()
+            return F.cross_entropy(outputs, y)
+        if config.method == "modified_data":
+            x_mod, y_mod = modified_data(x, y, stats=self.stats, alpha=config.alpha)
+            outputs = model(x_mod)
+            if self.num_classes is None:
+                return v.squared_error(outputs, y_mod).mean()
+            return v.soft_cross_entropy(outputs, y_mod).mean()
+        return approximate_mixup_loss(model, x, y, alpha=config.alpha, stats=self.stats, loss=self.loss_name,
+                                      estimator=config.approx_estimator, generator=mix_generator)
+
+
+def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str | os.PathLike | None = None,
+          checkpoint_every: int = 1, dataset: Dataset | None = None) -> dict[str, Any]:
+    """Train and evaluate one run; return a flat dict of metrics (floats, per-epoch lists).
+
+    Implements the training protocols of Baena et al. 2022 (Sec. V), Greenewald et al. 2023 (Sec. 5)
+    and Carratino et al. 2020 (Sec. 5, App. B.3) for the method the config names.
+
+    Parameters
+    ----------
+    config : RunConfig or dict
+        The run. A dict is validated with :meth:`RunConfig.from_dict`.
+    progress : bool
+        Show a tqdm progress bar over epochs.
+    checkpoint : path, optional
+        File to save the full training state to every ``checkpoint_every`` epochs (atomically). When
+        the file exists and was written for the same config, training resumes from it and ends with
+        the same numbers as an uninterrupted run.
+    dataset : Dataset, optional
+        Pre-loaded data (must be what the config names); loaded from the config when omitted.
+    """
+    config = RunConfig.from_dict(config) if isinstance(config, dict) else config
+    started = time.perf_counter()
+    if dataset is None:
+        dataset = load_dataset(config.dataset, seed=config.effective_data_seed, **config.dataset_params)
+    classification = dataset.num_classes is not None
+    num_outputs = dataset.num_classes if classification else (1 if dataset.y_train.ndim == 1 else dataset.y_train.shape[1])
+    model = build_model(config.model, input_shape=dataset.input_shape, num_outputs=num_outputs,
+                        seed=derive_seed(config.seed, "init"), **config.model_params)
+    needs_stats = config.method in ("modified_data", "approx_mixup") or (config.eval_rescaled and classification)
+    stats = fit_stats((dataset.x_train, dataset.y_train), num_classes=dataset.num_classes) if needs_stats else None
+    optimizer = make_optimizer(model.parameters(), config)
+    schedule = make_schedule(optimizer, config)
+    data_generator = torch.Generator().manual_seed(derive_seed(config.seed, "data"))
+    mix_generator = torch.Generator().manual_seed(derive_seed(config.seed, "mix"))
+    step = _Step(config, model, dataset, stats)
+    batch_size = effective_batch_size(dataset, config)
+    n_train = dataset.x_train.shape[0]
+    steps_per_epoch = n_train // batch_size
+
+    history = {"train_loss": [], "test_error_curve": []}
+    start_epoch = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        start_epoch, history = _load_checkpoint(checkpoint, config, model, optimizer, schedule,
+                                                data_generator, mix_generator)
+
+    epochs = range(start_epoch, config.epochs)
+    if progress:
+        from tqdm.auto import tqdm
+        epochs = tqdm(epochs, desc=f"{config.method} seed={config.seed}", unit="epoch", initial=start_epoch,
+                      total=config.epochs, leave=False)
+    model.train()
+    for epoch in epochs:
+        order = torch.randperm(n_train, generator=data_generator)
+        total = 0.0
+        for b in range(steps_per_epoch):
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            loss = step(dataset.x_train[idx], dataset.y_train[idx], mix_generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        schedule.step()
+        history["train_loss"].append(total / max(steps_per_epoch, 1))
+        if config.eval_every and classification and (epoch + 1) % config.eval_every == 0:
+            history["test_error_curve"].append(
+                v.metrics.error_rate(predict(model, dataset.x_test), dataset.y_test, from_logits=True))
+        if progress:
+            epochs.set_postfix(loss=f"{history['train_loss'][-1]:.4f}")
+        if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == config.epochs):
+            _save_checkpoint(checkpoint, config, epoch + 1, history, model, optimizer, schedule,
+                             data_generator, mix_generator)
+
+    results = evaluate_run(model, dataset, config, stats)
+    results.update(history)
+    results.update(batch_size=batch_size, steps=steps_per_epoch * config.epochs,
+                   wall_seconds=time.perf_counter() - started)
+    return results
+
+
+def evaluate_run(model, dataset: Dataset, config: RunConfig, stats) -> dict[str, Any]:
+    """Plain (and rescaled, Carratino eq. 22) test metrics, plus the robustness curves the config asks for."""
+    outputs = predict(model, dataset.x_test)
+    if dataset.num_classes is None:
+        return regression_metrics(outputs, dataset.y_test)
+    results = classification_metrics(outputs, dataset.y_test, n_bins=config.n_bins)
+    results["train_error"] = v.metrics.error_rate(predict(model, dataset.x_train), dataset.y_train, from_logits=True)
+    if config.eval_rescaled and stats is not None:
+        rescaled = RescaledPredictor(model, alpha=config.alpha, stats=stats)
+        results.update(classification_metrics(predict(rescaled, dataset.x_test), dataset.y_test,
+                                              n_bins=config.n_bins, prefix="rescaled_test_"))
+    for std in config.noise_stds:
+        results[f"noise_error@{std:g}"] = noisy_error(model, dataset.x_test, dataset.y_test, std=std,
+                                                      seed=derive_seed(config.seed, "noise"))
+    for eps in config.fgsm_eps:
+        results[f"fgsm_error@{eps:g}"] = fgsm_error(model, dataset.x_test, dataset.y_test, eps=eps)
+    return results
+
+
+def _save_checkpoint(path, config, epoch, history, model, optimizer, schedule, data_generator, mix_generator):
+    state = {
+        "version": CHECKPOINT_VERSION, "config": config.to_dict(), "epoch": epoch, "history": history,
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+        "data_generator": data_generator.get_state(), "mix_generator": mix_generator.get_state(),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a kill leaves the old or the new checkpoint, never half of one
+
+
+def _load_checkpoint(path, config, model, optimizer, schedule, data_generator, mix_generator):
+    state = torch.load(path, weights_only=False)
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"checkpoint {path} has version {state.get('version')}, expected {CHECKPOINT_VERSION}; delete it to restart")
+    if state["config"] != config.to_dict():
+        raise ValueError(f"checkpoint {path} was written for another configuration; delete it or pick another path")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    data_generator.set_state(state["data_generator"])
+    mix_generator.set_state(state["mix_generator"])
+    return state["epoch"], state["history"]
+
+
+def run(config: dict) -> dict[str, Any]:
+    """Sweep entry point: ``run_fn(config_dict) -> metrics`` (picklable by reference)."""
+    return train(config)
