@@ -102,7 +102,8 @@ class _Step:
 
 
 def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str | os.PathLike | None = None,
-          checkpoint_every: int = 1, dataset: Dataset | None = None) -> dict[str, Any]:
+          checkpoint_every: int = 1, dataset: Dataset | None = None,
+          return_model: bool = False) -> dict[str, Any] | tuple[dict[str, Any], torch.nn.Module]:
     """Train and evaluate one run; return a flat dict of metrics (floats, per-epoch lists).
 
     Implements the training protocols of Baena et al. 2022 (Sec. V), Greenewald et al. 2023 (Sec. 5)
@@ -120,6 +121,8 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
         the same numbers as an uninterrupted run.
     dataset : Dataset, optional
         Pre-loaded data (must be what the config names); loaded from the config when omitted.
+    return_model : bool
+        Also return the trained model: ``(metrics, model)``.
     """
     config = RunConfig.from_dict(config) if isinstance(config, dict) else config
     started = time.perf_counter()
@@ -177,7 +180,7 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
     results.update(history)
     results.update(batch_size=batch_size, steps=steps_per_epoch * config.epochs,
                    wall_seconds=time.perf_counter() - started)
-    return results
+    return (results, model) if return_model else results
 
 
 def evaluate_run(model, dataset: Dataset, config: RunConfig, stats) -> dict[str, Any]:
@@ -229,3 +232,16 @@ def _load_checkpoint(path, config, model, optimizer, schedule, data_generator, m
 def run(config: dict) -> dict[str, Any]:
     """Sweep entry point: ``run_fn(config_dict) -> metrics`` (picklable by reference)."""
     return train(config)
+
+
+def run_and_save(config: dict, *, model_dir: str) -> dict[str, Any]:
+    """Like :func:`run`, and save the trained weights to ``model_dir/<config key>.pt`` (for figures)."""
+    from .store import config_key
+
+    results, model = train(config, return_model=True)
+    path = Path(model_dir) / f"{config_key(config)}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+    return results
