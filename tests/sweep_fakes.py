@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
 import sys
 import time
 import uuid
@@ -71,6 +72,36 @@ def write_rows(path: str, start: int, n: int, barrier=None) -> None:
         for seed in range(start, start + n):
             config = {"method": "mixup", "seed": seed}
             store.put(config, fake_metrics(config), wall_s=0.0, started_at="t0", finished_at="t1")
+
+
+def start_sweeps(store, marker_dir, *sweeps) -> list[subprocess.Popen]:
+    """Start sweep subprocesses, each given as (n, sleep, workers, start); release them together.
+
+    Each runs in its own session, so a test can signal its whole process group.
+    """
+    processes = []
+    for n, sleep, workers, start in sweeps:
+        cmd = [sys.executable, __file__, str(store), str(marker_dir), str(n), str(sleep), str(workers), str(start)]
+        processes.append(
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        )
+    for process in processes:
+        assert process.stdout.readline().strip() == "ready", process.communicate()
+    Path(marker_dir, "go").touch()
+    return processes
+
+
+def wait_for_rows(store_path: Path, n: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Poll until the store holds ``n`` rows; fail if ``process`` exits first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Path(store_path).exists():
+            with ResultStore(store_path) as store:
+                if len(store) >= n:
+                    return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {n} rows after {timeout} s")
 
 
 def sweep_main(argv: list[str]) -> None:

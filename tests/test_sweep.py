@@ -3,15 +3,10 @@
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-import sweep_fakes
-from sweep_fakes import count_markers, fake_batch, fake_metrics, fake_run, small_grid
+from sweep_fakes import count_markers, fake_batch, fake_metrics, fake_run, small_grid, start_sweeps, wait_for_rows
 from vicinal.lab.store import ResultStore, config_key
 from vicinal.lab.sweep import (
     SweepFailed,
@@ -21,8 +16,6 @@ from vicinal.lab.sweep import (
     run_sweep,
     spec_from_overrides,
 )
-
-FAKES = Path(sweep_fakes.__file__)
 
 SWEEP_TOML = """
 name = "spirals-eps"
@@ -239,38 +232,12 @@ def test_run_sweep_rejects_configs_without_seed(tmp_path):
         run_sweep([{"seed": 0}, {"alpha": 1.0}], fake_run, store=tmp_path / "r.db", progress=False)
 
 
-def start_sweeps(store, markers, *sweeps):
-    """Start sweep subprocesses, each (n, sleep, workers, start); release them together."""
-    processes = []
-    for n, sleep, workers, start in sweeps:
-        cmd = [sys.executable, str(FAKES), str(store), str(markers), str(n), str(sleep), str(workers), str(start)]
-        processes.append(
-            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        )
-    for process in processes:
-        assert process.stdout.readline().strip() == "ready", process.communicate()
-    (Path(markers) / "go").touch()
-    return processes
-
-
-def _wait_for_rows(store_path, n, process, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if store_path.exists():
-            with ResultStore(store_path) as store:
-                if len(store) >= n:
-                    return
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.05)
-    raise AssertionError(f"fewer than {n} rows after {timeout} s")
-
-
 def test_sigkilled_sweep_resumes_without_redoing_finished_runs(tmp_path):
     store_path, markers = tmp_path / "r.db", tmp_path / "markers"
     markers.mkdir()
     n = 12
     (process,) = start_sweeps(store_path, markers, (n, 0.15, 1, 0))
-    _wait_for_rows(store_path, 3, process)
+    wait_for_rows(store_path, 3, process)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
