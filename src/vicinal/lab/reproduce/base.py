@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-VERDICTS = ("reproduced", "partly reproduced", "not reproduced")
+VERDICTS = ("reproduced", "partly reproduced", "not reproduced", "not assessed (quick run)")
 
 
 @dataclass
@@ -16,6 +16,10 @@ class Context:
     quick: bool
     out: Path
     workers: int = 2
+
+    def __post_init__(self):
+        if self.quick:
+            self.workers = 1  # spawning worker processes costs more than a quick run itself
 
     @property
     def sections_dir(self) -> Path:
