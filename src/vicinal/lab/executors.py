@@ -207,8 +207,9 @@ def _result_or_explain(future: cf.Future) -> list[Outcome]:
         return future.result()
     except cf.process.BrokenProcessPool as err:
         raise RuntimeError(
-            "a sweep worker process died (killed, out of memory, or crashed in native code); "
-            "finished runs are stored: run the sweep again to resume"
+            "a sweep worker process died: killed, out of memory, crashed in native code, or the "
+            "main script starts the sweep outside `if __name__ == '__main__':` (spawned workers "
+            "re-import it). Finished runs are stored: run the sweep again to resume"
         ) from err
 
 
