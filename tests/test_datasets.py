@@ -77,9 +77,11 @@ def test_invalid_parameter_values_raise_naming_them(name, params, match):
         load_dataset(name, **params)
 
 
-def test_negative_seed_raises():
+def test_seed_out_of_range_raises():
     with pytest.raises(ValueError, match="seed must be an integer >= 0, got -1"):
         load_dataset("spirals", seed=-1)
+    with pytest.raises(ValueError, match=r"seed must be below 2\*\*32, got 4294967296"):
+        load_dataset("iris", seed=2**32)
 
 
 @pytest.mark.parametrize("name", TOYS + ["moons", "iris", "wine", "breast_cancer", "digits"])

@@ -815,8 +815,8 @@ def load_dataset(name: str, *, seed: int = 0, **params: Any) -> Dataset:
         bundled ``iris``, ``breast_cancer``, ``wine``, ``digits``; user files ``csv``,
         ``npz``, ``cifar10``, ``cifar100``, ``mnist``, ``fashion_mnist``.
     seed : int
-        Seed of the data generator and of the split; the same seed gives the same
-        tensors. Unused by the sets with an official split.
+        Seed in [0, 2**32) of the data generator and of the split; the same seed gives
+        the same tensors. Unused by the sets with an official split.
     **params
         Options of that dataset (see :func:`dataset_parameters` and each generator's
         docstring), e.g. ``noise=0.5`` for spirals or ``root="~/data"`` for mnist.
@@ -835,6 +835,8 @@ def load_dataset(name: str, *, seed: int = 0, **params: Any) -> Dataset:
     """
     loader = _loader(name)
     seed = check_int("seed", seed, minimum=0)
+    if seed >= 2**32:  # scikit-learn's random_state limit
+        raise ValueError(f"seed must be below 2**32, got {seed}")
     accepted = dataset_parameters(name)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
