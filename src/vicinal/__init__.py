@@ -5,13 +5,18 @@ the rescaled prediction of "On Mixup Regularization" (Carratino et al. 2020), as
 a lambda draw, a pairing, an optional locality graph, and a weighted soft-target loss.
 """
 
+from . import metrics
+from .alpha import AlphaCalibration, calibrate_alpha, perturbation_rms
+from .approx import approximate_mixup_loss, mixup_regularizers, perturbation_covariance
 from .batch import MixedBatch, interpolate
 from .collate import MixCollate
 from .graphs import KNN, Exponential, LocalityGraph, Threshold, pairwise_distances
 from .lam import sample_lam
 from .losses import mixup_loss, reduce_weighted, soft_cross_entropy, squared_error
 from .mixers import KMixup, LocalMixup, Mixer, Mixup
+from .moments import theta_bar, truncated_beta_variance
 from .pairing import GraphPairing, OptimalTransportPairing, RandomPairing
+from .rescale import RescaledPredictor, TrainingStats, fit_stats, modified_data
 from .targets import dense_targets
 
 __version__ = "0.1.0"
@@ -22,5 +27,10 @@ __all__ = [
     "GraphPairing", "OptimalTransportPairing", "RandomPairing",
     "sample_lam", "interpolate", "dense_targets",
     "mixup_loss", "reduce_weighted", "soft_cross_entropy", "squared_error",
+    "AlphaCalibration", "calibrate_alpha", "perturbation_rms",
+    "theta_bar", "truncated_beta_variance",
+    "TrainingStats", "fit_stats", "modified_data", "RescaledPredictor",
+    "approximate_mixup_loss", "mixup_regularizers", "perturbation_covariance",
+    "metrics",
     "__version__",
 ]

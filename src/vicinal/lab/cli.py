@@ -102,13 +102,12 @@ def _compare(args) -> int:
 
 
 def _sweep(args) -> int:
+    from .config import RunConfig
     from .sweep import expand_grid, load_sweep, run_sweep, spec_from_overrides
     from .trainer import run
 
     spec = load_sweep(args.file, args.overrides) if args.file else spec_from_overrides(args.overrides)
-    configs = expand_grid(spec)
-    from .config import RunConfig
-    configs = [RunConfig.from_dict(c).to_dict() for c in configs]  # validate every run before training starts
+    configs = [RunConfig.from_dict(c).to_dict() for c in expand_grid(spec)]  # validate all before training
     if args.dry_run:
         from .store import ResultStore, config_key
         done = ResultStore(args.store).finished_keys() if Path(args.store).exists() else set()
@@ -126,21 +125,22 @@ def _sweep(args) -> int:
 
 
 def _report(args) -> int:
-    from .report import format_table, paired_differences, summarize
+    from .report import paired_differences, summarize
     from .store import ResultStore
+    from .config import apply_settings
 
     if not Path(args.store).exists():
         raise FileNotFoundError(f"no result store at {args.store}; run `vicinal sweep` or `vicinal compare` first")
     with ResultStore(args.store) as store:
         rows = store.rows()
-    table = summarize(rows, by=args.by, metrics=args.metrics)
-    text = format_table(table, fmt=args.format)
+    render = {"terminal": "to_text", "markdown": "to_markdown", "csv": "to_csv"}[args.format]
+    text = getattr(summarize(rows, by=args.by, metrics=args.metrics), render)()
     if args.baseline:
-        key, _, value = args.baseline.partition("=")
-        from .sweep import _parse_value
-        diffs = paired_differences(rows, baseline={key: _parse_value(value, args.baseline)},
-                                   by=args.by, metrics=args.metrics)
-        text += "\n\n" + format_table(diffs, fmt=args.format)
+        baseline = apply_settings({}, [args.baseline])  # "method=erm" -> {"method": "erm"}
+        key = next(iter(baseline))
+        diffs = paired_differences(rows, baseline=baseline, compare=(key,),
+                                   by=[b for b in args.by if b != key], metrics=args.metrics)
+        text += "\n\n" + getattr(diffs, render)()
     print(text)
     if args.out:
         out = Path(args.out)
@@ -148,9 +148,33 @@ def _report(args) -> int:
         suffix = {"terminal": "txt", "markdown": "md", "csv": "csv"}[args.format]
         (out / f"report.{suffix}").write_text(text + "\n")
         if args.plot:
-            from .reporting_plots import plot_metric_by_param
-            print(f"figure: {plot_metric_by_param(rows, param=args.plot, metric=args.metrics[0], out=out)}")
+            print(f"figure: {_plot_by_param(rows, args.plot, args.metrics[0], out)}")
     return 0
+
+
+def _plot_by_param(rows, param: str, metric: str, out: Path) -> Path:
+    """The first metric against one setting, one line per method (seeds as the CI), e.g. error vs eps."""
+    import numpy as np
+
+    from .plots import plot_metric_vs_param
+
+    by_method: dict[str, dict] = {}
+    for row in rows:
+        if param in row.config and metric in row.metrics:
+            cell = by_method.setdefault(row.config["method"], {}).setdefault(row.config[param], {})
+            cell[row.config["seed"]] = row.metrics[metric]
+    values = sorted({v for cells in by_method.values() for v in cells})
+    samples = {}
+    for method, cells in by_method.items():
+        if set(cells) != set(values):
+            continue  # methods that do not sweep this setting
+        seeds = sorted(set.intersection(*(set(c) for c in cells.values())))
+        samples[method] = np.array([[cells[v][s] for v in values] for s in seeds])
+    if not samples:
+        raise ValueError(f"no method was swept over {param!r} with the metric {metric!r}")
+    path = out / f"{metric}_vs_{param}.png"
+    plot_metric_vs_param(values, samples, path, param_name=param, metric_name=metric)
+    return path
 
 
 def _reproduce(args) -> int:

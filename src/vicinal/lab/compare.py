@@ -13,11 +13,11 @@ from typing import Any, Sequence
 
 import torch
 
-from .config import RunConfig
+from .config import RunConfig, apply_settings
 from .datasets import load_dataset
 from .models import build_model
 from .store import ResultStore, config_key
-from .sweep import apply_overrides, run_sweep
+from .sweep import run_sweep
 from .trainer import run_and_save
 
 DEFAULT_METHODS = ("erm", "mixup", "local_mixup", "kmixup")
@@ -38,7 +38,7 @@ GENERIC = dict(model="mlp", model_params={"widths": [100, 100]}, optimizer="adam
 def compare_configs(dataset: str, methods: Sequence[str], seeds: int, overrides: Sequence[str] = ()) -> list[dict]:
     """Run configs for ``methods x seeds`` on ``dataset``: the preset, then ``key=value`` overrides."""
     base = dict(PRESETS.get(dataset, GENERIC), dataset=dataset)
-    base = apply_overrides(base, overrides)
+    base = apply_settings(base, overrides)
     configs = []
     for method in methods:
         for seed in range(seeds):
@@ -54,7 +54,7 @@ def run_compare(dataset: str, *, methods: Sequence[str] = DEFAULT_METHODS, seeds
     ``out/models/``, the Markdown table to ``out/table.md`` and, for 2-D data, the decision
     boundaries of seed 0 to ``out/decision_boundaries.png`` (the papers' Fig. 1).
     """
-    from .report import format_table, paired_differences, summarize
+    from .report import paired_differences, summarize
 
     out = Path(out)
     configs = compare_configs(dataset, methods, seeds, overrides)
@@ -66,13 +66,11 @@ def run_compare(dataset: str, *, methods: Sequence[str] = DEFAULT_METHODS, seeds
         rows = [r for r in store.rows() if r.key in keys]
     metrics = ["test_error", "test_nll", "test_ece", "rescaled_test_error", "rescaled_test_ece"]
     table = summarize(rows, by=["method"], metrics=metrics)
-    text = format_table(table, fmt="terminal")
-    diffs = paired_differences(rows, baseline={"method": "erm"}, by=["method"], metrics=["test_error"]) \
-        if "erm" in methods else None
-    markdown = format_table(table, fmt="markdown")
-    if diffs is not None:
-        text += "\n\nPaired differences against ERM (same seeds):\n" + format_table(diffs, fmt="terminal")
-        markdown += "\n\nPaired differences against ERM (same seeds):\n\n" + format_table(diffs, fmt="markdown")
+    text, markdown = table.to_text(), table.to_markdown()
+    if "erm" in methods and len(methods) > 1:
+        diffs = paired_differences(rows, baseline="erm", metrics=["test_error", "test_nll", "test_ece"])
+        text += "\n\nPaired differences against ERM (same seeds; negative = better than ERM):\n" + diffs.to_text()
+        markdown += "\n\nPaired differences against ERM (same seeds):\n\n" + diffs.to_markdown()
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(markdown + "\n")
     paths = {"table": out / "table.md", "store": out / "results.sqlite"}
@@ -95,7 +93,7 @@ def _plot_boundaries(data, configs: list[dict], model_dir: Path, rows, path: Pat
         model.load_state_dict(torch.load(Path(model_dir) / f"{config_key(config)}.pt", weights_only=True))
         model.eval()
         predict_fns[config["method"]] = functools.partial(_predict_proba, model)
-        test_errors[config["method"]] = errors[config_key(config)]
+        test_errors[config["method"]] = 100 * errors[config_key(config)]  # the panel titles show percent
     plot_decision_boundaries(data.x_train.numpy(), data.y_train.numpy(), predict_fns, path, test_errors=test_errors,
                              title=f"Decision boundaries on {data.name} (seed 0)")
     return path

@@ -7,10 +7,11 @@ with the default ``eps``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -173,3 +174,26 @@ def make_schedule(optimizer: torch.optim.Optimizer, config: RunConfig) -> torch.
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+def apply_settings(settings: dict[str, Any], items: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key=value`` overrides (``model_params.widths=[64,64]`` reaches into tables) to run settings.
+
+    Values are parsed like TOML values (``1``, ``0.5``, ``true``, ``[1, 2]``), bare words stay strings
+    (``method=mixup``), so the command line reads like the sweep files.
+    """
+    from .sweep import _parse_value  # one value syntax for sweep files and the command line
+
+    result = copy.deepcopy(dict(settings))
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected KEY=VALUE (e.g. epochs=20), got {item!r}")
+        *parents, leaf = key.strip().split(".")
+        table = result
+        for parent in parents:
+            table = table.setdefault(parent, {})
+            if not isinstance(table, dict):
+                raise ValueError(f"override {item!r}: {parent!r} is not a table of settings")
+        table[leaf] = _parse_value(text, item)
+    return result
