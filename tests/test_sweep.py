@@ -237,8 +237,8 @@ def test_run_sweep_rejects_configs_without_seed(tmp_path):
 def test_sigkilled_sweep_resumes_without_redoing_finished_runs(tmp_path):
     store_path, markers = tmp_path / "r.db", tmp_path / "markers"
     markers.mkdir()
-    n = 12
-    (process,) = start_sweeps(store_path, markers, (n, 0.15, 1, 0))
+    n = 10
+    (process,) = start_sweeps(store_path, markers, (n, 0.25, 1, 0))
     wait_for_rows(store_path, 3, process)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
@@ -247,7 +247,7 @@ def test_sigkilled_sweep_resumes_without_redoing_finished_runs(tmp_path):
         finished_before = store.finished_keys()
     assert 3 <= len(finished_before) < n
 
-    configs = small_grid(n, str(markers), sleep=0.15)  # the same configs as the killed sweep
+    configs = small_grid(n, str(markers), sleep=0.25)  # the same configs as the killed sweep
     summary = run_sweep(configs, fake_run, store=store_path, progress=False)
     assert summary.skipped == len(finished_before) and summary.completed == n - len(finished_before)
     with ResultStore(store_path) as store:
