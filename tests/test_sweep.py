@@ -211,9 +211,10 @@ def test_batch_fn_stores_one_row_per_config_as_if_run_alone(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"batch_fn": fake_batch}, ValueError, "batch_fn needs group_key"),
+        ({"run_fn": None, "batch_fn": fake_batch}, ValueError, "batch_fn needs group_key"),
+        ({"batch_fn": fake_batch, "group_key": len}, ValueError, "give run_fn or batch_fn, not both"),
         ({"group_key": len}, ValueError, "group_key is only used with batch_fn"),
-        ({"batch_fn": fake_batch, "group_key": len, "max_batch": 0}, ValueError, "max_batch must be a positive int, got 0"),
+        ({"run_fn": None, "batch_fn": fake_batch, "group_key": len, "max_batch": 0}, ValueError, "max_batch must be a positive int, got 0"),
         ({"executor": "slurm"}, ValueError, "executor must be 'local' or 'ray', got 'slurm'"),
         ({"workers": 0}, ValueError, "workers must be a positive int, got 0"),
         ({"workers": 2, "run_fn": lambda c: {}}, TypeError, "run_fn must be a top-level function"),

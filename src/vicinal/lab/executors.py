@@ -86,12 +86,16 @@ def _utc_now() -> str:
 
 def _checked_metrics(metrics: Any, config: dict) -> dict:
     if not isinstance(metrics, dict):
-        raise TypeError(f"run function returned {type(metrics).__name__}, expected a dict of metrics, for config {config!r}")
+        raise TypeError(
+            f"run function returned {type(metrics).__name__}, expected a dict of metrics, for config {config!r}"
+        )
     try:
         # A JSON round trip gives identical rows from every executor (tuples -> lists).
         return json.loads(json.dumps(metrics))
     except TypeError as err:
-        raise TypeError(f"run function returned metrics that are not JSON-serialisable ({err}) for config {config!r}") from None
+        raise TypeError(
+            f"run function returned metrics that are not JSON-serialisable ({err}) for config {config!r}"
+        ) from None
 
 
 def run_task(task: Task) -> list[Outcome]:

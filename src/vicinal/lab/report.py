@@ -191,7 +191,8 @@ class Table:
         str
         """
         records = self.records()
-        fields = [*self.by, "n"] + [f"{m}_{s}" for m in self.metrics for s in ("mean", "ci_low", "ci_high", "half_width")]
+        columns = ("mean", "ci_low", "ci_high", "half_width")
+        fields = [*self.by, "n"] + [f"{m}_{s}" for m in self.metrics for s in columns]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=[*fields, "confidence"], lineterminator="\n")
         writer.writeheader()
@@ -375,7 +376,9 @@ def _metric(metrics: Mapping, spec: str, config: Mapping) -> float:
     match = _INDEXED.match(spec)
     name = match["name"] if match else spec
     if name not in metrics:
-        raise ValueError(f"metric {name!r} is missing from the run with config {dict(config)!r}; it has {sorted(metrics)}")
+        raise ValueError(
+            f"metric {name!r} is missing from the run with config {dict(config)!r}; it has {sorted(metrics)}"
+        )
     value = metrics[name]
     if match:
         if not isinstance(value, list):

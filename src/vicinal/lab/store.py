@@ -146,7 +146,9 @@ def check_store_location(path: str | os.PathLike, *, min_free_mb: float = 64.0) 
         raise ValueError(f"min_free_mb must be a non-negative number, got {min_free_mb!r}")
     path = Path(path).expanduser().absolute()
     if path.is_dir():
-        raise ValueError(f"result store path {str(path)!r} is a directory; expected a file such as {str(path / 'results.db')!r}")
+        raise ValueError(
+            f"result store path {str(path)!r} is a directory; expected a file such as {str(path / 'results.db')!r}"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # SQLite's WAL mode writes -wal and -shm files beside the store, so the

@@ -106,7 +106,13 @@ class SweepSpec:
         dict
         """
         return copy.deepcopy(
-            {"name": self.name, "seeds": list(self.seeds), "base": self.base, "grid": self.grid, "methods": self.methods}
+            {
+                "name": self.name,
+                "seeds": list(self.seeds),
+                "base": self.base,
+                "grid": self.grid,
+                "methods": self.methods,
+            }
         )
 
 
@@ -517,8 +523,9 @@ def run_sweep(
         Show a tqdm progress bar on stderr.
     batch_fn : callable, optional
         ``batch_fn(configs) -> list[dict]`` training several compatible configs at
-        once (e.g. a batched ensemble).  When given it runs every config and
-        ``group_key`` is required.  Rows are stored one per config.
+        once (e.g. a batched ensemble).  When given it runs every config, so
+        ``run_fn`` must be None and ``group_key`` is required.  Rows are stored one
+        per config, as if each had been run alone.
     group_key : callable, optional
         ``group_key(config) -> hashable``: configs with equal keys may share a batch.
     max_batch : int, default 8
@@ -546,10 +553,15 @@ def run_sweep(
         if group_key is not None:
             raise ValueError("group_key is only used with batch_fn; give batch_fn or drop group_key")
     else:
+        if run_fn is not None:
+            raise ValueError("give run_fn or batch_fn, not both: with batch_fn every config goes to batch_fn")
         if not callable(batch_fn):
             raise TypeError(f"batch_fn must be callable, got {batch_fn!r}")
         if not callable(group_key):
-            raise ValueError(f"batch_fn needs group_key(config) -> hashable to tell which configs can share a batch, got {group_key!r}")
+            raise ValueError(
+                f"batch_fn needs group_key(config) -> hashable to tell which configs can share a batch, "
+                f"got {group_key!r}"
+            )
     if not _is_int(max_batch) or max_batch < 1:
         raise ValueError(f"max_batch must be a positive int, got {max_batch!r}")
     fn, name = (run_fn, "run_fn") if batch_fn is None else (batch_fn, "batch_fn")
@@ -617,7 +629,8 @@ def _run(items, fn, batched, store, runner, progress, group_key, max_batch) -> S
             file=sys.stderr,
         )
         raise
-    summary = SweepSummary(len(items), skipped[0], completed, tuple(failures), time.perf_counter() - t0, str(store.path))
+    wall_s = time.perf_counter() - t0
+    summary = SweepSummary(len(items), skipped[0], completed, tuple(failures), wall_s, str(store.path))
     if failures:
         raise SweepFailed(summary)
     return summary
