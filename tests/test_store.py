@@ -124,6 +124,28 @@ def test_location_under_a_regular_file_is_not_writable(tmp_path):
         check_store_location(blocker / "results" / "r.db")
 
 
+def test_location_check_agrees_with_a_real_write(tmp_path):
+    # chmod 555 stops ordinary users but not root: the check must follow what a write
+    # really does, not the permission bits.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        try:
+            (locked / "probe").write_text("x")
+            (locked / "probe").unlink()
+            writable = True
+        except PermissionError:
+            writable = False
+        if writable:
+            assert check_store_location(locked / "r.db") == locked / "r.db"
+        else:
+            with pytest.raises(ValueError, match=r"is not writable \(PermissionError"):
+                check_store_location(locked / "r.db")
+    finally:
+        locked.chmod(0o755)
+
+
 def test_location_checks_free_space_and_returns_absolute_path(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"MiB free, expected at least 1e\+12 MiB"):
         check_store_location(tmp_path / "r.db", min_free_mb=1e12)
