@@ -191,7 +191,8 @@ def _spirals(*, seed: int, n_per_class: int = 1000, noise: float = 1.5, turns: f
     Differs from the authors' script: the script adds Uniform[0, 0.5) offsets (noise
     level 0.5, neither Gaussian nor zero-mean), fits the standardisation on all points
     before splitting and does not stratify the split. Pass ``noise=0.5`` for the
-    script's noise level.
+    script's noise level. The two levels give very different problems: a 1-NN rule
+    errs on about 30 % of test points at 1.5 and under 1 % at 0.5.
     """
     n_per_class = check_int("n_per_class", n_per_class, minimum=2)
     noise = check_nonnegative_float("noise", noise)
