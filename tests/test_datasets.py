@@ -410,6 +410,7 @@ def test_csv_numeric_labels_sort_numerically_and_regression(tmp_path):
         ("x,label\n1,0\n2\n", {}, "line 3 .* has 1 fields; the header has 2"),
         ("x,label\n1,cat\n2,dog\n", {"task": "regression"}, "regression target column 'label' must be numeric"),
         ("x,label\n1,0\n2,1\n", {"task": "ranking"}, "task must be one of 'classification', 'regression'"),
+        ("x,label\n1,0\nnan,1\n3,0\n4,1\n", {"test_fraction": 0.5}, "holds NaN or Inf values"),
     ],
 )
 def test_csv_bad_files_are_explained(tmp_path, text, params, match):

@@ -479,6 +479,9 @@ def _labels_or_targets(y: np.ndarray, task: str):
 
 def _finish_user_data(x_train, y_train, x_test, y_test, *, task: str, standardize: bool):
     """Shared ending of the csv and npz loaders: labels, optional per-feature standardisation, tensors."""
+    for name, values in (("x_train", x_train), ("x_test", x_test)):
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name} holds NaN or Inf values; clean the file first")
     y_all, num_classes = _labels_or_targets(np.concatenate([y_train, y_test]), task)
     y_train, y_test = y_all[: len(y_train)], y_all[len(y_train):]
     if standardize:
