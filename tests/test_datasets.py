@@ -320,13 +320,21 @@ def test_cifar100_fine_labels_with_text_keys(tmp_path):
     assert d.x_train.shape == (4, 3, 32, 32) and d.num_classes == 100
 
 
-def test_cifar_batch_without_labels_is_rejected(tmp_path):
+@pytest.mark.parametrize(
+    ("batch", "match"),
+    [
+        ({b"data": np.zeros((1, 3072), np.uint8)}, "no 'fine_labels' entry"),
+        ({b"data": np.zeros((2, 1024), np.uint8), b"fine_labels": [0, 1]}, r"data of shape \(2, 1024\)"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0]}, r"fine_labels of shape \(1,\)"),
+    ],
+)
+def test_malformed_cifar_batches_are_rejected(tmp_path, batch, match):
     directory = tmp_path / "cifar-100-python"
     directory.mkdir()
     for name in ("train", "test"):
         with open(directory / name, "wb") as handle:
-            pickle.dump({b"data": np.zeros((1, 3072), np.uint8)}, handle)
-    with pytest.raises(ValueError, match="no 'fine_labels' entry"):
+            pickle.dump(batch, handle)
+    with pytest.raises(ValueError, match=match):
         load_dataset("cifar100", root=tmp_path)
 
 

@@ -622,6 +622,11 @@ def _load_cifar(variant: str, root: Any, standardize: bool):
                 batch = pickle.load(handle, encoding="bytes")  # the official files are Python 2 pickles
             images.append(np.asarray(_entry(batch, "data", directory / name), dtype=np.uint8))
             labels.append(np.asarray(_entry(batch, label_key, directory / name), dtype=np.int64))
+            if images[-1].ndim != 2 or images[-1].shape[1] != 3072 or labels[-1].shape != (len(images[-1]),):
+                raise ValueError(
+                    f"{str(directory / name)!r}: data of shape {images[-1].shape} and {label_key} of shape "
+                    f"{labels[-1].shape}; expected (N, 3072) uint8 rows and N labels"
+                )
         return np.concatenate(images).reshape(-1, 3, 32, 32) / np.float32(255), np.concatenate(labels)
 
     x_train, y_train = read(train_files)
