@@ -305,7 +305,7 @@ def test_cifar10_missing_files_say_what_to_put_where(tmp_path):
     (tmp_path / "cifar-10-batches-py").mkdir()
     with pytest.raises(FileNotFoundError, match=r"missing \['data_batch_1'.*'test_batch'\].*cifar-10-batches-py"):
         load_dataset("cifar10", root=tmp_path)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere' does not exist; create it and put cifar-10-batches-py/"):
         load_dataset("cifar10", root=tmp_path / "nowhere")
 
 
@@ -375,6 +375,11 @@ def test_idx_missing_files_are_listed(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"missing \['t10k-labels-idx1-ubyte'\] \(each may end in .gz\)"):
         load_dataset("mnist", root=tmp_path)
     assert arrays  # the other three files were there
+
+
+def test_idx_missing_directory_names_the_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"does not exist; create it and put the four IDX files \['train-images"):
+        load_dataset("fashion_mnist", root=tmp_path / "absent")
 
 
 def test_idx_bad_magic_is_rejected(tmp_path):

@@ -606,7 +606,7 @@ _CIFAR_FILES = {
 
 def _load_cifar(variant: str, root: Any, standardize: bool):
     folder, train_files, test_files, label_key, num_classes = _CIFAR_FILES[variant]
-    base = _require_dir(root)
+    base = _require_dir(root, f"{folder}/ holding {train_files + test_files} (the official python version)")
     directory = base if (base / train_files[0]).is_file() else base / folder
     missing = [name for name in train_files + test_files if not (directory / name).is_file()]
     if missing:
@@ -643,12 +643,13 @@ def _entry(batch: dict, key: str, path: Path):
     raise ValueError(f"{str(path)!r} is not a CIFAR batch: it has no {key!r} entry (keys: {list(batch)})")
 
 
-def _require_dir(root: Any) -> Path:
+def _require_dir(root: Any, needs: str) -> Path:
+    """``root`` as a Path to an existing directory; ``needs`` says what the user must put in it."""
     if not isinstance(root, (str, Path)):
         raise TypeError(f"root must be a str or pathlib.Path to a local directory, got {root!r}")
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"data directory {str(root)!r} does not exist")
+        raise FileNotFoundError(f"data directory {str(root)!r} does not exist; create it and put {needs} in it")
     return root
 
 
@@ -713,7 +714,7 @@ def _read_idx(path: Path) -> np.ndarray:
 
 
 def _load_idx_pair(name: str, root: Any, standardize: bool):
-    root = _require_dir(root)
+    root = _require_dir(root, f"the four IDX files {list(_IDX_FILES)} (each may end in .gz)")
     paths = []
     for stem in _IDX_FILES:
         found = [root / f"{stem}{suffix}" for suffix in ("", ".gz") if (root / f"{stem}{suffix}").is_file()]
