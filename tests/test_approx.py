@@ -240,7 +240,7 @@ def test_accepts_index_labels_and_images():
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3)).double()
     exact = approximate_mixup_loss(model, x, y, alpha=1.0, stats=stats)
     split = mixup_regularizers(model, x, y, alpha=1.0, stats=stats)
-    assert float(exact) == pytest.approx(float(split.total), rel=1e-10)
+    assert exact.item() == pytest.approx(split.total.item(), rel=1e-10)
 
 
 # ----------------------------------------------------------------------------- bad input
