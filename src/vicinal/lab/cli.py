@@ -77,9 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .sweep import SweepFailed
+
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
+    except SweepFailed as error:
+        print(f"vicinal {args.command}: {error}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"vicinal {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -125,14 +130,14 @@ def _sweep(args) -> int:
 
 
 def _report(args) -> int:
+    from .config import apply_settings, used_settings
     from .report import paired_differences, summarize
     from .store import ResultStore
-    from .config import apply_settings
 
     if not Path(args.store).exists():
         raise FileNotFoundError(f"no result store at {args.store}; run `vicinal sweep` or `vicinal compare` first")
     with ResultStore(args.store) as store:
-        rows = store.rows()
+        rows = [dict(config=used_settings(r.config), metrics=r.metrics) for r in store.rows()]
     render = {"terminal": "to_text", "markdown": "to_markdown", "csv": "to_csv"}[args.format]
     text = getattr(summarize(rows, by=args.by, metrics=args.metrics), render)()
     if args.baseline:
@@ -153,27 +158,33 @@ def _report(args) -> int:
 
 
 def _plot_by_param(rows, param: str, metric: str, out: Path) -> Path:
-    """The first metric against one setting, one line per method (seeds as the CI), e.g. error vs eps."""
+    """The first metric against one setting (Local Mixup Fig. 3 style): methods that sweep it are lines,
+    the others (e.g. ERM, Mixup) horizontal references; seeds give the 95% CI bands."""
     import numpy as np
 
     from .plots import plot_metric_vs_param
 
-    by_method: dict[str, dict] = {}
+    swept: dict[str, dict] = {}
+    references: dict[str, list] = {}
     for row in rows:
-        if param in row.config and metric in row.metrics:
-            cell = by_method.setdefault(row.config["method"], {}).setdefault(row.config[param], {})
-            cell[row.config["seed"]] = row.metrics[metric]
-    values = sorted({v for cells in by_method.values() for v in cells})
+        config, metrics = row["config"], row["metrics"]
+        if metric not in metrics:
+            continue
+        if param in config:
+            swept.setdefault(config["method"], {}).setdefault(config[param], {})[config["seed"]] = metrics[metric]
+        else:
+            references.setdefault(config["method"], []).append(metrics[metric])
+    if not swept:
+        raise ValueError(f"no run sets {param!r} and reports {metric!r}; nothing to plot")
+    values = sorted({v for cells in swept.values() for v in cells})
     samples = {}
-    for method, cells in by_method.items():
+    for method, cells in swept.items():
         if set(cells) != set(values):
-            continue  # methods that do not sweep this setting
+            raise ValueError(f"method {method!r} was not run at every {param} value {values}")
         seeds = sorted(set.intersection(*(set(c) for c in cells.values())))
         samples[method] = np.array([[cells[v][s] for v in values] for s in seeds])
-    if not samples:
-        raise ValueError(f"no method was swept over {param!r} with the metric {metric!r}")
     path = out / f"{metric}_vs_{param}.png"
-    plot_metric_vs_param(values, samples, path, param_name=param, metric_name=metric)
+    plot_metric_vs_param(values, samples, path, param_name=param, metric_name=metric, references=references or None)
     return path
 
 

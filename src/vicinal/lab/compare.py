@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .config import RunConfig, apply_settings
+from .config import RunConfig, apply_settings, used_settings
 from .datasets import load_dataset
 from .models import build_model
 from .store import ResultStore, config_key
@@ -63,7 +63,8 @@ def run_compare(dataset: str, *, methods: Sequence[str] = DEFAULT_METHODS, seeds
                         store=out / "results.sqlite", workers=workers, progress=progress)
     with ResultStore(out / "results.sqlite") as store:
         keys = {config_key(c) for c in configs}
-        rows = [r for r in store.rows() if r.key in keys]
+        rows = [dict(config=used_settings(r.config), metrics=r.metrics, key=r.key)
+                for r in store.rows() if r.key in keys]
     metrics = ["test_error", "test_nll", "test_ece", "rescaled_test_error", "rescaled_test_ece"]
     table = summarize(rows, by=["method"], metrics=metrics)
     text, markdown = table.to_text(), table.to_markdown()
@@ -85,7 +86,7 @@ def run_compare(dataset: str, *, methods: Sequence[str] = DEFAULT_METHODS, seeds
 def _plot_boundaries(data, configs: list[dict], model_dir: Path, rows, path: Path) -> Path:
     from .plots import plot_decision_boundaries
 
-    errors = {r.key: r.metrics["test_error"] for r in rows}
+    errors = {r["key"]: r["metrics"]["test_error"] for r in rows}
     predict_fns, test_errors = {}, {}
     for config in configs:
         model = build_model(config["model"], input_shape=data.input_shape, num_outputs=data.num_classes,

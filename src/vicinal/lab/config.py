@@ -18,6 +18,9 @@ import torch
 import vicinal as v
 from vicinal._checks import check_choice, check_int, check_nonnegative_float, check_positive_float
 
+from .datasets import dataset_parameters
+from .models import model_parameters
+
 METHODS = ("erm", "mixup", "local_mixup", "kmixup", "modified_data", "approx_mixup")
 MIXING_METHODS = ("mixup", "local_mixup", "kmixup")
 GRAPHS = ("threshold", "knn", "exponential")
@@ -110,6 +113,8 @@ class RunConfig:
         for name in ("dataset_params", "model_params"):
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"{name} must be a table/dict, got {getattr(self, name)!r}")
+        _check_known_params("dataset", self.dataset, self.dataset_params, dataset_parameters)
+        _check_known_params("model", self.model, self.model_params, model_parameters)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
@@ -129,6 +134,15 @@ class RunConfig:
     def effective_data_seed(self) -> int:
         """Seed of the data draw/split: ``data_seed``, or ``seed`` when ``data_seed = -1`` (fresh data per run)."""
         return self.seed if self.data_seed < 0 else self.data_seed
+
+
+def _check_known_params(kind: str, name: str, params: dict, accepted_by) -> None:
+    """Refuse an unknown dataset/model name or parameter before any run starts (lists the valid ones)."""
+    accepted = accepted_by(name)  # raises ValueError listing the valid names
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"{kind} {name!r} has no parameter(s) {', '.join(map(repr, unknown))}; "
+                         f"it accepts: {', '.join(sorted(accepted)) or 'none'}")
 
 
 def derive_seed(seed: int, stream: str) -> int:
@@ -197,3 +211,32 @@ def apply_settings(settings: dict[str, Any], items: Sequence[str]) -> dict[str, 
                 raise ValueError(f"override {item!r}: {parent!r} is not a table of settings")
         table[leaf] = _parse_value(text, item)
     return result
+
+
+_LOCAL_ONLY = {"graph", "eps", "n_neighbors", "decay", "sampling", "kept_pairs"}
+_GRAPH_PARAMETER = {"threshold": "eps", "knn": "n_neighbors", "exponential": "decay"}
+
+
+def unused_settings(config: dict[str, Any]) -> set[str]:
+    """Settings a run's method ignores (e.g. ``eps`` for ERM), so reports can leave them blank."""
+    method = config.get("method")
+    unused = set()
+    if method != "local_mixup":
+        unused |= _LOCAL_ONLY
+    else:
+        unused |= set(_GRAPH_PARAMETER.values()) - {_GRAPH_PARAMETER[config.get("graph", "threshold")]}
+    if method != "kmixup":
+        unused.add("k")
+    if method not in MIXING_METHODS:
+        unused |= {"lam_mode", "truncate", "mix_layers"}
+    if method != "approx_mixup":
+        unused.add("approx_estimator")
+    if method == "erm":
+        unused.add("alpha")
+    return unused
+
+
+def used_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` without the settings its method ignores."""
+    unused = unused_settings(config)
+    return {key: value for key, value in config.items() if key not in unused}
