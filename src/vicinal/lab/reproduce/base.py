@@ -102,17 +102,14 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 
 def mean_ci(values) -> tuple[float, float]:
-    """Mean and 95% Student-t half-width of a sample (half-width 0 for a single value)."""
-    import numpy as np
-    from scipy import stats
+    """Mean and 95% Student-t half-width of a sample (NaN half-width for a single value)."""
+    from ..report import mean_ci as interval
 
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
+    values = list(values)
+    if not values:
         raise ValueError("mean_ci needs at least one value")
-    if values.size == 1:
-        return float(values[0]), 0.0
-    half = stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size)
-    return float(values.mean()), float(half)
+    result = interval(values)
+    return result.mean, result.half_width
 
 
 def fmt_ci(values, scale: float = 1.0, digits: int = 2) -> str:
