@@ -24,7 +24,9 @@ DEFAULT_METHODS = ("erm", "mixup", "local_mixup", "kmixup")
 
 #: Per-dataset defaults: a short version of the paper protocol for that data.
 PRESETS: dict[str, dict[str, Any]] = {
-    "spirals": dict(model="mlp", model_params={"widths": [100, 100]}, optimizer="adam", lr=0.01, epochs=60,
+    # Noise 0.5 as in the authors' script: the caption's 1.5 merges the two arms (1-NN errs ~30 %).
+    "spirals": dict(dataset_params={"noise": 0.5}, model="mlp", model_params={"widths": [100, 100]},
+                    optimizer="adam", lr=0.01, epochs=60,
                     batch_size=32, alpha=1.0, graph="threshold", eps=1.0, k=8),
     "moons": dict(model="rff", model_params={"n_features": 1000, "sigma": 10.0}, optimizer="sgd", lr=5.0,
                   momentum=0.0, epochs=30, batch_size=50, alpha=1.0, graph="threshold", eps=0.5, k=8),
