@@ -1,0 +1,818 @@
+"""Train many small models at once: a stacked ensemble that reproduces ``trainer.train`` member by member.
+
+Local Mixup (Baena et al. 2022, Fig. 3) averages 1000 trainings per eps and k-Mixup (Greenewald et
+al. 2023, Sec. 5) 20 trials per table cell. Small networks (the spirals MLP, random-feature logistic
+regression of Carratino et al. 2020, App. B.3, LeNet on 8x8 digits) spend their time in Python and
+kernel-launch overhead, so :func:`train_batched` trains M of them as one stacked ensemble: every
+parameter gets a leading member axis, layers run as batched matrix products (``torch.baddbmm``) or
+grouped convolutions, one backward pass serves all members (their parameters are disjoint, so each
+gets exactly its own gradient) and SGD / Adam update all members in a few vectorised operations.
+
+Randomness protocol: the one of :mod:`vicinal.lab.trainer`, member by member. Member m has its own
+initial weights (``derive_seed(seed, "init")``), data (``effective_data_seed``), epoch orders (its
+``"data"`` generator) and mixing draws (its ``"mix"`` generator). At every step, member m's lambda
+and partners are drawn by the core functions (:func:`vicinal.lam.sample_lam`, the mixer's pairing,
+the locality-graph matrix for weighted sampling) with member m's generator, in the order
+:class:`vicinal.Mixer` draws them; everything else (gathers, interpolation, paired distances,
+locality weights, losses, updates) is vectorised over members. So member m ends with the
+parameters and metrics ``trainer.train(config_m)`` gives, up to floating-point rounding.
+
+What may differ inside one batch: ``seed``, ``data_seed``, ``method`` (erm, mixup, local_mixup,
+kmixup, modified_data), ``alpha``, ``graph``, ``eps``, ``n_neighbors``, ``decay``, ``sampling``,
+``k``, ``lam_mode``, ``truncate``, ``reduction``, ``lr``, ``momentum``, ``weight_decay``, the
+schedule settings, ``batch_size`` / ``kept_pairs`` and the evaluation settings. What must be equal
+(:data:`SHARED_SETTINGS`): data set, model and their parameters, optimizer and number of epochs.
+Members with different batch sizes are padded to the largest one; padded samples get loss weight
+0, and a member with fewer steps per epoch sits out the last steps: its parameters, optimizer state
+and random streams are left exactly as they are.
+
+Not batched (:func:`run_batch` trains them one at a time with ``trainer.train`` and logs why):
+``approx_mixup``, manifold mixing (``mix_layers`` other than ``[0]``), and models with layers that
+have no stacked form, BatchNorm above all (:class:`UnsupportedModelError`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import vicinal as v
+from vicinal.graphs import Exponential, Threshold
+from vicinal.lam import sample_lam
+from vicinal.pairing import GraphPairing
+from vicinal.rescale import fit_stats, modified_data
+from vicinal.targets import dense_targets
+
+from . import trainer
+from .config import MIXING_METHODS, RunConfig, derive_seed, make_mixer, make_optimizer, make_schedule
+from .datasets import Dataset, load_dataset
+from .models import StagedModel, _FourierFeatures, build_model
+
+__all__ = [
+    "BATCHED_METHODS",
+    "SHARED_SETTINGS",
+    "StackedModel",
+    "UnsupportedModelError",
+    "batch_group_key",
+    "check_batchable",
+    "fit_batched",
+    "run_batch",
+    "train_batched",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Methods :func:`train_batched` trains; any mix of them may share one batch.
+BATCHED_METHODS = ("erm", "mixup", "local_mixup", "kmixup", "modified_data")
+#: Settings every member of one batch must share (they fix the tensor shapes and the update rule).
+SHARED_SETTINGS = ("dataset", "dataset_params", "model", "model_params", "optimizer", "epochs")
+#: Default memory budget of one chunk of members, in bytes (see :func:`member_bytes`).
+MEMORY_BUDGET = 2 * 1024 ** 3
+
+_ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, which config.make_optimizer uses
+_ADAM_EPS = 1e-8
+
+
+class UnsupportedModelError(ValueError):
+    """A model that cannot be trained as a stacked ensemble.
+
+    Attributes
+    ----------
+    model : str
+        The model's registry name.
+    reason : str
+        Which layer stops it and why.
+    """
+
+    def __init__(self, model: str, reason: str):
+        self.model, self.reason = model, reason
+        super().__init__(f"model {model!r} cannot be trained as a batched ensemble: {reason}")
+
+
+# --------------------------------------------------------------------------- stacked model
+
+_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.ELU, nn.Identity)
+_POOLS = (nn.MaxPool2d, nn.AvgPool2d)
+_LAYERS = (nn.Linear, nn.Conv2d, nn.Flatten, _FourierFeatures)
+
+
+def _is_container(module: nn.Module) -> bool:
+    """Modules whose forward applies their children in order (and nothing else)."""
+    if isinstance(module, StagedModel):
+        return type(module).forward is StagedModel.forward
+    return type(module) in (nn.Sequential, nn.ModuleList)
+
+
+def _unsupported_reason(path: str, module: nn.Module) -> str | None:
+    where = path or "the model itself"
+    if isinstance(module, nn.modules.batchnorm._NormBase):
+        return (f"layer {where} is a {type(module).__name__}: it normalises with each member's own batch "
+                f"statistics and updates running buffers, which the stacked forward does not reproduce")
+    if _is_container(module) or isinstance(module, _ELEMENTWISE + _POOLS + (nn.Linear, _FourierFeatures)):
+        return None
+    if isinstance(module, nn.Flatten):
+        return None if (module.start_dim, module.end_dim) == (1, -1) else f"layer {where} flattens other dims than 1..-1"
+    if isinstance(module, nn.Conv2d):
+        if module.groups != 1 or module.padding_mode != "zeros":
+            return f"layer {where} is a grouped or non-zero-padded Conv2d"
+        return None
+    return f"layer {where} is a {type(module).__name__}, which has no stacked implementation"
+
+
+def check_batchable(model: nn.Module, name: str) -> None:
+    """Raise :class:`UnsupportedModelError` naming ``name`` and the first layer that cannot be stacked.
+
+    Supported: :class:`~vicinal.lab.models.StagedModel` built from Sequential, Linear, Conv2d
+    (groups 1, zero padding), Flatten, ReLU/Tanh/GELU/Sigmoid/ELU, max/average pooling and random
+    Fourier features, i.e. the ``mlp``, ``rff`` and ``lenet`` models. BatchNorm is reported first,
+    wherever it sits.
+    """
+    modules = list(model.named_modules())
+    ordered = sorted(modules, key=lambda item: not isinstance(item[1], nn.modules.batchnorm._NormBase))
+    for path, module in ordered:
+        reason = _unsupported_reason(path, module)
+        if reason is not None:
+            raise UnsupportedModelError(name, reason)
+
+
+class StackedModel:
+    """M models of one architecture, their parameters stacked on a leading member axis.
+
+    ``stacked(x)`` maps inputs ``(M, B, ...)`` to outputs ``(M, B, ...)``: member m's slice is
+    ``models[m](x[m])`` up to rounding. Linear layers are ``torch.baddbmm``, convolutions one grouped
+    ``conv2d`` with ``groups = M`` (measured faster on CPU than ``torch.func.functional_call`` under
+    ``torch.vmap``; see ``benchmarks/ensemble_speed.py``).
+
+    Parameters
+    ----------
+    models : sequence of StagedModel
+        Same architecture (checked by parameter and buffer names and shapes).
+    name : str
+        Registry name, for error messages.
+
+    Attributes
+    ----------
+    params : dict of str to Tensor
+        Leaf tensors ``(M, *shape)`` that require grad, keyed by the models' parameter names.
+    buffers : dict of str to Tensor
+        Stacked buffers (e.g. the fixed random features of ``rff``).
+    """
+
+    def __init__(self, models: Sequence[nn.Module], name: str):
+        if not models:
+            raise ValueError("StackedModel needs at least one model, got none")
+        self.template, self.name = models[0], name
+        check_batchable(self.template, name)
+        self.params = {key: torch.stack(values).requires_grad_(True)
+                       for key, values in _collect(models, "named_parameters", name).items()}
+        self.buffers = {key: torch.stack(values) for key, values in _collect(models, "named_buffers", name).items()}
+
+    def __len__(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._apply(self.template, "", x)
+
+    def load_member(self, member: int, model: nn.Module) -> nn.Module:
+        """Copy member ``member``'s parameters into ``model`` (built like the members) and return it."""
+        with torch.no_grad():
+            for key, param in model.named_parameters():
+                param.copy_(self.params[key][member])
+        return model
+
+    def _tensor(self, key: str) -> torch.Tensor | None:
+        return self.params.get(key, self.buffers.get(key))
+
+    def _apply(self, module: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+        if _is_container(module):
+            for child_name, child in module.named_children():
+                h = self._apply(child, f"{prefix}{child_name}.", h)
+            return h
+        if isinstance(module, nn.Linear):
+            weight, bias = self._tensor(prefix + "weight"), self._tensor(prefix + "bias")
+            if bias is None:
+                return torch.bmm(h, weight.transpose(1, 2))
+            return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+        if isinstance(module, nn.Flatten):
+            return h.flatten(2)
+        if isinstance(module, nn.Conv2d):
+            return self._conv(module, prefix, h)
+        if isinstance(module, _FourierFeatures):
+            projection, offset = self._tensor(prefix + "projection"), self._tensor(prefix + "offset")
+            return torch.cos(torch.baddbmm(offset.unsqueeze(1), h.flatten(2), projection.transpose(1, 2))) \
+                / math.sqrt(offset.shape[1])
+        if isinstance(module, _POOLS):
+            return module(h.flatten(0, 1)).unflatten(0, h.shape[:2])
+        return module(h)  # element-wise activation
+
+    def _conv(self, module: nn.Conv2d, prefix: str, h: torch.Tensor) -> torch.Tensor:
+        members, batch = h.shape[:2]
+        weight, bias = self._tensor(prefix + "weight"), self._tensor(prefix + "bias")
+        grouped = h.transpose(0, 1).reshape(batch, members * h.shape[2], *h.shape[3:])
+        out = F.conv2d(grouped, weight.flatten(0, 1), None if bias is None else bias.flatten(),
+                       module.stride, module.padding, module.dilation, groups=members)
+        return out.reshape(batch, members, weight.shape[1], *out.shape[2:]).transpose(0, 1)
+
+
+def _collect(models: Sequence[nn.Module], method: str, name: str) -> dict[str, list[torch.Tensor]]:
+    first = [(key, tuple(t.shape)) for key, t in getattr(models[0], method)()]
+    out: dict[str, list[torch.Tensor]] = {key: [] for key, _ in first}
+    for i, model in enumerate(models):
+        tensors = list(getattr(model, method)())
+        if [(key, tuple(t.shape)) for key, t in tensors] != first:
+            raise ValueError(f"models[{i}] of {name!r} has other {method[6:]} than models[0]; "
+                             f"members of one batch need one architecture")
+        for key, tensor in tensors:
+            out[key].append(tensor.detach())
+    return out
+
+
+# --------------------------------------------------------------------------- optimisers
+
+
+def _member_view(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Per-member values (M,) shaped to broadcast against a stacked tensor (M, ...)."""
+    return values.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
+
+
+class _Frozen:
+    """Restores the slices of idle members after an in-place update: their update is skipped exactly."""
+
+    def __init__(self, tensors: list[torch.Tensor], idle: torch.Tensor | None):
+        self.saved = [] if idle is None else [(t, t[idle].clone()) for t in tensors]
+        self.idle = idle
+
+    def restore(self) -> None:
+        for tensor, saved in self.saved:
+            tensor[self.idle] = saved
+
+
+class StackedSGD:
+    """``torch.optim.SGD`` (L2 weight decay, momentum, dampening 0, no Nesterov) for stacked members.
+
+    The update of k-Mixup (Greenewald et al. 2023, Sec. 5) and mixup (Zhang et al. 2018), with a
+    learning rate, momentum and weight decay per member::
+
+        g = grad + weight_decay * p;  buf = momentum * buf + g  (buf = g at the first step);  p -= lr * buf
+
+    ``buf`` starts at 0, so the first step gives ``buf = g`` exactly, as torch's clone does, and
+    ``momentum = 0`` gives plain SGD.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], *, momentum: torch.Tensor, weight_decay: torch.Tensor):
+        self.params = list(params.values())
+        self.momentum, self.weight_decay = momentum, weight_decay
+        self.buffers = [torch.zeros_like(p) for p in self.params]
+
+    @torch.no_grad()
+    def step(self, lr: torch.Tensor, idle: torch.Tensor | None = None) -> None:
+        """One update with per-member ``lr`` (M,); members listed in ``idle`` are left untouched."""
+        frozen = _Frozen(self.params + self.buffers, idle)
+        for p, buf in zip(self.params, self.buffers):
+            grad = p.grad
+            if bool(self.weight_decay.any()):
+                grad = grad + _member_view(self.weight_decay, p) * p
+            buf.mul_(_member_view(self.momentum, p)).add_(grad)
+            p.sub_(_member_view(lr, p) * buf)
+        frozen.restore()
+
+
+class StackedAdam:
+    """``torch.optim.Adam`` (betas 0.9 / 0.999, eps 1e-8, L2 weight decay) for stacked members.
+
+    The optimiser of Local Mixup's spirals runs (Baena et al. 2022, Sec. V-A). Per member m, with its
+    own step count t_m (members that sit a step out do not count it)::
+
+        g = grad + weight_decay * p;  m1 = lerp(m1, g, 1 - beta1);  m2 = beta2 m2 + (1 - beta2) g^2
+        p -= lr / (1 - beta1^t) * m1 / (sqrt(m2) / sqrt(1 - beta2^t) + eps)
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], *, weight_decay: torch.Tensor):
+        self.params = list(params.values())
+        self.weight_decay = weight_decay
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.steps = torch.zeros(len(weight_decay), dtype=torch.float64)
+
+    @torch.no_grad()
+    def step(self, lr: torch.Tensor, idle: torch.Tensor | None = None) -> None:
+        """One update with per-member ``lr`` (M,); members listed in ``idle`` are left untouched."""
+        beta1, beta2 = _ADAM_BETAS
+        active = torch.ones_like(self.steps)
+        if idle is not None:
+            active[idle] = 0.0
+        self.steps += active
+        steps = self.steps.clamp_min(1.0)  # idle members at step 0 get a finite, discarded update
+        step_size = lr.to(torch.float64) / (1.0 - beta1 ** steps)
+        bias_correction2_sqrt = (1.0 - beta2 ** steps).sqrt()
+        frozen = _Frozen(self.params + self.exp_avg + self.exp_avg_sq, idle)
+        for p, m1, m2 in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            grad = p.grad
+            if bool(self.weight_decay.any()):
+                grad = grad + _member_view(self.weight_decay, p) * p
+            m1.lerp_(grad, 1.0 - beta1)
+            m2.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+            denom = (m2.sqrt() / _member_view(bias_correction2_sqrt, p)).add_(_ADAM_EPS)
+            p.sub_(_member_view(step_size, p) * m1 / denom)
+        frozen.restore()
+
+
+def _make_optimizer(stacked: StackedModel, configs: list[RunConfig]):
+    weight_decay = torch.tensor([c.weight_decay for c in configs], dtype=torch.float64)
+    if configs[0].optimizer == "sgd":
+        momentum = torch.tensor([c.momentum for c in configs], dtype=torch.float64)
+        return StackedSGD(stacked.params, momentum=momentum, weight_decay=weight_decay)
+    return StackedAdam(stacked.params, weight_decay=weight_decay)
+
+
+class _Schedules:
+    """Each member's learning rate per epoch, from the very schedule ``config.make_schedule`` builds."""
+
+    def __init__(self, configs: list[RunConfig]):
+        self.optimizers = []
+        self.schedules = []
+        for config in configs:
+            optimizer = make_optimizer([torch.zeros(1, requires_grad=True)], config)
+            self.schedules.append(make_schedule(optimizer, config))
+            optimizer.step()  # no gradient: a no-op that tells the schedule the optimiser has stepped
+            self.optimizers.append(optimizer)
+
+    def lr(self) -> torch.Tensor:
+        return torch.tensor([o.param_groups[0]["lr"] for o in self.optimizers], dtype=torch.float64)
+
+    def step(self) -> None:
+        for schedule in self.schedules:
+            schedule.step()
+
+
+# --------------------------------------------------------------------------- members and data
+
+
+@dataclass
+class _Member:
+    """One run of the ensemble: its config, data, batch size and random streams."""
+
+    config: RunConfig
+    dataset: Dataset
+    stats: Any
+    batch_size: int
+    steps_per_epoch: int
+    mixer: Any
+    data_generator: torch.Generator
+    mix_generator: torch.Generator
+
+
+def _needs_stats(config: RunConfig, dataset: Dataset) -> bool:
+    return config.method == "modified_data" or (config.eval_rescaled and dataset.num_classes is not None)
+
+
+def _make_member(config: RunConfig, dataset: Dataset, stats_cache: dict) -> _Member:
+    stats = None
+    if _needs_stats(config, dataset):
+        if id(dataset) not in stats_cache:
+            stats_cache[id(dataset)] = fit_stats((dataset.x_train, dataset.y_train), num_classes=dataset.num_classes)
+        stats = stats_cache[id(dataset)]
+    batch_size = trainer.effective_batch_size(dataset, config)
+    return _Member(
+        config=config, dataset=dataset, stats=stats, batch_size=batch_size,
+        steps_per_epoch=dataset.x_train.shape[0] // batch_size,
+        mixer=make_mixer(config, dataset.num_classes),
+        data_generator=torch.Generator().manual_seed(derive_seed(config.seed, "data")),
+        mix_generator=torch.Generator().manual_seed(derive_seed(config.seed, "mix")),
+    )
+
+
+def _training_sources(members: list[_Member]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stacked distinct training sets ``(S, N, ...)``, dense targets ``(S, N, ...)`` and each member's source.
+
+    ERM on modified data (Carratino et al. 2020, eq. 20) shrinks every sample on its own, so the
+    whole modified training set is computed once per member instead of once per batch.
+    """
+    inputs, targets, source_of, index = [], [], [], {}
+    for member in members:
+        data, config = member.dataset, member.config
+        key = (id(data), config.alpha) if config.method == "modified_data" else (id(data), None)
+        if key not in index:
+            index[key] = len(inputs)
+            if config.method == "modified_data":
+                x, t = modified_data(data.x_train, data.y_train, stats=member.stats, alpha=config.alpha)
+            else:
+                x = data.x_train
+                t = dense_targets(data.y_train, x.shape[0], num_classes=data.num_classes, dtype=x.dtype)
+            inputs.append(x)
+            targets.append(t)
+        source_of.append(index[key])
+    return torch.stack(inputs), torch.stack(targets), torch.tensor(source_of)
+
+
+# --------------------------------------------------------------------------- one step
+
+
+class _Step:
+    """Mixing, loss and update of one step for every member (the batched ``trainer._Step``)."""
+
+    def __init__(self, members: list[_Member], stacked: StackedModel):
+        self.members, self.stacked = members, stacked
+        configs = [m.config for m in members]
+        self.batch_sizes = torch.tensor([m.batch_size for m in members])
+        self.max_batch = int(self.batch_sizes.max())
+        self.classification = members[0].dataset.num_classes is not None
+        self.inputs, self.targets, self.source = _training_sources(members)
+        self.mixing = [i for i, c in enumerate(configs) if c.method in MIXING_METHODS]
+        self.threshold = self._graph_members(Threshold, "eps")
+        self.exponential = self._graph_members(Exponential, "decay")
+        self.reduction = [c.reduction if c.method in MIXING_METHODS else "mean" for c in configs]
+        self.rows = torch.arange(len(members))[:, None]
+
+    def _graph_members(self, kind: type, field: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(mask (M, 1), parameter (M, 1)) of members whose uniform-sampling weights are vectorised."""
+        chosen = [m.mixer is not None and isinstance(m.mixer.graph, kind) and not isinstance(m.mixer.pairing, GraphPairing)
+                  for m in self.members]
+        if not any(chosen):
+            return None
+        values = [getattr(m.config, field) if c else 0.0 for m, c in zip(self.members, chosen)]
+        return torch.tensor(chosen)[:, None], torch.tensor(values, dtype=self.inputs.dtype)[:, None]
+
+    def batch(self, orders: torch.Tensor, step: int, active: torch.Tensor):
+        """Member m's slice ``order[step * B_m : (step + 1) * B_m]``, padded to the largest batch."""
+        position = torch.arange(self.max_batch)
+        valid = (position < self.batch_sizes[:, None]) & active[:, None]
+        index = orders.gather(1, torch.where(valid, step * self.batch_sizes[:, None] + position, 0))
+        source = self.source[:, None]
+        return self.inputs[source, index], self.targets[source, index], valid
+
+    def loss(self, x: torch.Tensor, t: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Per-member training loss (M,) of one step; draws each mixing member's lambda and partners."""
+        lam, partner, weights = self._draw(x, valid)
+        if self.threshold is not None or self.exponential is not None:
+            weights = self._graph_weights(x, partner, weights)
+        weights = torch.where(valid, weights, torch.zeros_like(weights))
+        shape = (*lam.shape, *([1] * (x.ndim - 2)))
+        mixed_x = torch.lerp(x[self.rows, partner], x, lam.view(shape))
+        mixed_t = torch.lerp(t[self.rows, partner], t, lam.view(*lam.shape, *([1] * (t.ndim - 2))))
+        per_sample = self._per_sample_loss(self.stacked(mixed_x), mixed_t)
+        weighted = torch.where(weights > 0, weights * per_sample, torch.zeros_like(per_sample))
+        return weighted.sum(1) / self._divisor(weights)
+
+    def _draw(self, x: torch.Tensor, valid: torch.Tensor):
+        members, width = len(self.members), self.max_batch
+        lam = torch.ones(members, width, dtype=x.dtype)
+        partner = torch.arange(width).repeat(members, 1)
+        weights = torch.ones(members, width, dtype=x.dtype)
+        for m in self.mixing:
+            if not bool(valid[m, 0]):
+                continue  # member m sits this step out: no draw from its generator
+            size = self.members[m].batch_size
+            lam[m, :size], partner[m, :size], member_weights = _draw_member(self.members[m], x[m, :size])
+            if member_weights is not None:
+                weights[m, :size] = member_weights
+        return lam, partner, weights
+
+    def _graph_weights(self, x: torch.Tensor, partner: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Locality weights W[i, p(i)] (Baena et al. 2022, eq. 2) of threshold / exponential members at once."""
+        distance = (x - x[self.rows, partner]).flatten(2).pow(2).sum(-1).sqrt()
+        if self.threshold is not None:
+            chosen, eps = self.threshold
+            weights = torch.where(chosen, (distance <= eps).to(weights.dtype), weights)
+        if self.exponential is not None:
+            chosen, decay = self.exponential
+            weights = torch.where(chosen, torch.exp(-decay * distance), weights)
+        return weights
+
+    def _per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.classification:
+            return -(targets * F.log_softmax(outputs, dim=-1)).sum(-1)
+        if outputs.ndim == targets.ndim + 1 and outputs.shape[-1] == 1:
+            outputs = outputs.squeeze(-1)
+        return (outputs - targets).pow(2).flatten(2).mean(-1) if outputs.ndim > 2 else (outputs - targets).pow(2)
+
+    def _divisor(self, weights: torch.Tensor) -> torch.Tensor:
+        """The reduction of ``vicinal.losses.reduce_weighted`` per member: B, sum of weights, or 1."""
+        divisor = self.batch_sizes.to(weights.dtype)
+        for m, reduction in enumerate(self.reduction):
+            if reduction == "sum":
+                divisor[m] = 1.0
+            elif reduction == "normalized" and self.members[m].mixer.graph is not None:
+                divisor[m] = weights[m].sum().clamp_min(torch.finfo(weights.dtype).tiny)
+        return divisor
+
+
+def _draw_member(member: _Member, features: torch.Tensor):
+    """Member m's lambda, partners and (when not vectorised) weights: the draws of ``Mixer.__call__``.
+
+    Same core functions, same generator, same order: ``sample_lam`` then the pairing (with the
+    graph matrix first for weighted sampling). Returns weights only where they need the full graph
+    matrix (weighted sampling, kNN); threshold / exponential pair weights are vectorised afterwards.
+    """
+    mixer, generator = member.mixer, member.mix_generator
+    lam = sample_lam(features.shape[0], mixer.alpha, lam_mode=mixer.lam_mode, truncate=mixer.truncate,
+                     generator=generator, dtype=features.dtype)
+    if isinstance(mixer.pairing, GraphPairing):
+        graph_weights = mixer.graph.matrix(features)
+        return lam, mixer.pairing(graph_weights, generator=generator), graph_weights.mean(dim=1)
+    partner = mixer.pairing(features, None, generator=generator)
+    if mixer.graph is not None and mixer.graph.needs_full_matrix:
+        return lam, partner, mixer.graph.pair_weights(features, None, partner)
+    return lam, partner, None
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _train_chunk(members: list[_Member], *, progress: bool) -> list[tuple[nn.Module, dict[str, Any]]]:
+    """Train one chunk of members together; each trained model with its ``trainer.evaluate_run`` metrics."""
+    started = time.perf_counter()
+    configs = [m.config for m in members]
+    models = [_build(m.config, m.dataset) for m in members]
+    stacked = StackedModel(models, configs[0].model)
+    step = _Step(members, stacked)
+    optimizer, schedules = _make_optimizer(stacked, configs), _Schedules(configs)
+    steps = torch.tensor([m.steps_per_epoch for m in members])
+    n_train = members[0].dataset.x_train.shape[0]
+    history = [{"train_loss": [], "test_error_curve": []} for _ in members]
+
+    epochs = range(configs[0].epochs)
+    if progress:
+        from tqdm.auto import tqdm
+        epochs = tqdm(epochs, desc=f"ensemble of {len(members)}", unit="epoch", leave=False)
+    for epoch in epochs:
+        orders = torch.stack([torch.randperm(n_train, generator=m.data_generator) for m in members])
+        totals = torch.zeros(len(members), dtype=torch.float64)
+        lr = schedules.lr()
+        for s in range(int(steps.max())):
+            active = s < steps
+            x, t, valid = step.batch(orders, s, active)
+            losses = step.loss(x, t, valid)
+            for p in stacked.params.values():
+                p.grad = None
+            losses.sum().backward()
+            optimizer.step(lr, None if bool(active.all()) else torch.nonzero(~active).flatten())
+            totals += losses.detach().to(torch.float64)
+        schedules.step()
+        for m, member in enumerate(members):
+            history[m]["train_loss"].append(float(totals[m]) / max(member.steps_per_epoch, 1))
+        _record_test_errors(stacked, members, history, epoch)
+        if progress:
+            epochs.set_postfix(loss=f"{float(totals.sum()) / float(steps.sum()):.4f}")
+
+    wall = (time.perf_counter() - started) / len(members)
+    trained = [stacked.load_member(i, model) for i, model in enumerate(models)]
+    return [(model, _finish(model, member, history[i], wall)) for i, (model, member) in enumerate(zip(trained, members))]
+
+
+def _build(config: RunConfig, dataset: Dataset) -> nn.Module:
+    """The member's model as ``trainer.train`` builds it (seeded by ``derive_seed(seed, "init")``)."""
+    return build_model(config.model, input_shape=dataset.input_shape, num_outputs=_num_outputs(dataset),
+                       seed=derive_seed(config.seed, "init"), **config.model_params)
+
+
+def _num_outputs(dataset: Dataset) -> int:
+    if dataset.num_classes is not None:
+        return dataset.num_classes
+    return 1 if dataset.y_train.ndim == 1 else dataset.y_train.shape[1]
+
+
+@torch.no_grad()
+def _record_test_errors(stacked: StackedModel, members: list[_Member], history: list[dict], epoch: int) -> None:
+    """The test-error curve of ``trainer.train`` (every ``eval_every`` epochs), all members in one forward."""
+    due = [i for i, m in enumerate(members) if m.config.eval_every and m.dataset.num_classes is not None
+           and (epoch + 1) % m.config.eval_every == 0]
+    if not due:
+        return
+    logits = stacked(torch.stack([m.dataset.x_test for m in members]))
+    for i in due:
+        history[i]["test_error_curve"].append(
+            v.metrics.error_rate(logits[i], members[i].dataset.y_test, from_logits=True))
+
+
+def _finish(model: nn.Module, member: _Member, history: dict, wall: float) -> dict[str, Any]:
+    model.train()  # trainer.train evaluates a model left in training mode
+    results = trainer.evaluate_run(model, member.dataset, member.config, member.stats)
+    results.update(history)
+    results.update(batch_size=member.batch_size, steps=member.steps_per_epoch * member.config.epochs,
+                   wall_seconds=wall)
+    return results
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def sequential_reason(config: RunConfig) -> str | None:
+    """Why ``config`` cannot join a batch (method or manifold mixing), or None when it can."""
+    if config.method not in BATCHED_METHODS:
+        return f"method {config.method!r} is not batched (batched methods: {', '.join(BATCHED_METHODS)})"
+    if config.method in MIXING_METHODS and tuple(config.mix_layers) != (0,):
+        return f"manifold mixing (mix_layers={list(config.mix_layers)}) is not batched; only input mixing [0] is"
+    return None
+
+
+def _as_configs(configs: Any) -> list[RunConfig]:
+    if isinstance(configs, (dict, RunConfig, str, bytes)) or not isinstance(configs, Sequence):
+        raise TypeError(f"configs must be a list of config dicts or RunConfigs, got {type(configs).__name__}")
+    if not configs:
+        raise ValueError("configs is empty: train_batched needs at least one config")
+    out = []
+    for i, config in enumerate(configs):
+        if isinstance(config, dict):
+            config = RunConfig.from_dict(config)
+        elif not isinstance(config, RunConfig):
+            raise TypeError(f"configs[{i}] must be a dict or RunConfig, got {type(config).__name__}")
+        reason = sequential_reason(config)
+        if reason is not None:
+            raise ValueError(f"configs[{i}]: {reason}; train it with trainer.train, or use run_batch, which falls back")
+        out.append(config)
+    first = out[0].to_dict()
+    for i, config in enumerate(out[1:], start=1):
+        values = config.to_dict()
+        for name in SHARED_SETTINGS:
+            if values[name] != first[name]:
+                raise ValueError(f"configs[{i}] has {name}={values[name]!r} but configs[0] has {first[name]!r}; "
+                                 f"members of one batch must share {', '.join(SHARED_SETTINGS)} "
+                                 f"(group them with batch_group_key)")
+    return out
+
+
+def _load_datasets(configs: list[RunConfig], dataset: Dataset | None) -> list[Dataset]:
+    """Each member's data: the given data set, or ``load_dataset`` once per distinct data seed."""
+    if dataset is not None:
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"dataset must be a vicinal.lab.datasets.Dataset or None, got {type(dataset).__name__}")
+        return [dataset] * len(configs)
+    cache: dict[int, Dataset] = {}
+    for config in configs:
+        seed = config.effective_data_seed
+        if seed not in cache:
+            cache[seed] = load_dataset(config.dataset, seed=seed, **config.dataset_params)
+    datasets = [cache[c.effective_data_seed] for c in configs]
+    first = datasets[0]
+    for config, data in zip(configs, datasets):
+        if data.x_train.shape != first.x_train.shape or data.y_train.shape != first.y_train.shape \
+                or data.x_test.shape != first.x_test.shape:
+            raise ValueError(f"data_seed {config.effective_data_seed} gives training data of shape "
+                             f"{tuple(data.x_train.shape)} but data_seed {configs[0].effective_data_seed} gives "
+                             f"{tuple(first.x_train.shape)}; members of one batch need equal shapes")
+    return datasets
+
+
+def member_bytes(model: nn.Module, input_shape: Sequence[int], batch_size: int) -> int:
+    """Estimated training memory of one member: parameters, gradients, optimiser state, activations.
+
+    Six float32 copies of the parameters (weights, gradient, two optimiser buffers, two temporaries)
+    plus four copies of every layer's output for ``batch_size`` samples (forward values kept for the
+    backward pass, their gradients, the mixed inputs and slack).
+    """
+    n_params = sum(p.numel() for p in model.parameters())
+    sizes = [math.prod(input_shape)]
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel()))
+             for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return 4 * (6 * n_params + 4 * batch_size * sum(sizes))
+
+
+def _chunk_size(members: list[_Member], max_members: int | None) -> int:
+    if max_members is not None:
+        return min(max_members, len(members))
+    template = _build(members[0].config, members[0].dataset)
+    largest = max(m.batch_size for m in members)
+    per_member = member_bytes(template, members[0].dataset.input_shape, largest)
+    size = max(1, min(len(members), MEMORY_BUDGET // per_member))
+    logger.info("about %.1f MiB per member (batch %d); budget %.0f MiB -> chunks of %d",
+                per_member / 2 ** 20, largest, MEMORY_BUDGET / 2 ** 20, size)
+    return size
+
+
+def train_batched(configs: Sequence[dict | RunConfig], *, dataset: Dataset | None = None,
+                  max_members: int | None = None, progress: bool = False) -> list[dict[str, Any]]:
+    """Train M configs at once as a stacked ensemble; return ``trainer.train``'s metrics for each.
+
+    Member m follows the randomness protocol of :mod:`vicinal.lab.trainer` with its own seed, data,
+    hyper-parameters and batch size, so its result equals ``trainer.train(configs[m])`` up to
+    floating-point rounding (see the module docstring for what may differ inside one batch). This
+    serves the averaged sweeps of Baena et al. 2022 (Fig. 3, 1000 runs per eps) and Greenewald et al.
+    2023 (20 trials per cell).
+
+    Parameters
+    ----------
+    configs : sequence of dict or RunConfig
+        Non-empty; methods in :data:`BATCHED_METHODS`, input mixing only, equal
+        :data:`SHARED_SETTINGS`.
+    dataset : Dataset, optional
+        Pre-loaded data used by every member (must be what the configs name); otherwise each
+        distinct ``effective_data_seed`` is loaded once.
+    max_members : int, optional
+        Most members trained together; by default as many as fit :data:`MEMORY_BUDGET` by
+        :func:`member_bytes`. The chunk size is logged (logger ``vicinal.lab.ensemble``, INFO) and
+        printed with ``progress=True``. Chunking does not change any member's result.
+    progress : bool
+        A tqdm bar over the epochs of each chunk.
+
+    Returns
+    -------
+    list of dict
+        One metrics dict per config, in order, with the keys of ``trainer.train``;
+        ``wall_seconds`` is the chunk's wall time divided by its number of members.
+
+    Raises
+    ------
+    ValueError
+        Empty ``configs``, a method that is not batched, configs that differ in a shared setting,
+        data of different shapes, a bad ``max_members``.
+    UnsupportedModelError
+        The model has a layer without a stacked form (BatchNorm: PreActResNet18, DenseNetBC).
+    """
+    return [metrics for _, metrics in fit_batched(configs, dataset=dataset, max_members=max_members,
+                                                  progress=progress)]
+
+
+def fit_batched(configs: Sequence[dict | RunConfig], *, dataset: Dataset | None = None,
+                max_members: int | None = None, progress: bool = False) -> list[tuple[nn.Module, dict[str, Any]]]:
+    """:func:`train_batched`, also returning each member's trained model (a ``build_model`` network).
+
+    Returns
+    -------
+    list of (nn.Module, dict)
+        Member m's model, holding its final parameters, and its metrics, in the order of ``configs``.
+    """
+    configs = _as_configs(configs)
+    if max_members is not None and (isinstance(max_members, bool) or not isinstance(max_members, int)
+                                    or max_members < 1):
+        raise ValueError(f"max_members must be a positive int or None, got {max_members!r}")
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be a bool, got {progress!r}")
+    datasets = _load_datasets(configs, dataset)
+    check_batchable(_build(configs[0], datasets[0]), configs[0].model)
+    stats_cache: dict = {}
+    members = [_make_member(c, d, stats_cache) for c, d in zip(configs, datasets)]
+    size = _chunk_size(members, max_members)
+    chunks = [members[i:i + size] for i in range(0, len(members), size)]
+    if progress:
+        print(f"train_batched: {len(members)} members in {len(chunks)} chunk(s) of at most {size}", file=sys.stderr)
+    return [pair for chunk in chunks for pair in _train_chunk(chunk, progress=progress)]
+
+
+def batch_group_key(config: dict) -> str:
+    """``run_sweep``'s ``group_key``: configs with equal keys can share one :func:`train_batched` call.
+
+    The key holds the :data:`SHARED_SETTINGS`; configs that cannot be batched (see
+    :func:`sequential_reason`) get a key starting with ``"sequential:"`` so they never join a batch.
+    """
+    run = RunConfig.from_dict(config) if isinstance(config, dict) else config
+    if not isinstance(run, RunConfig):
+        raise TypeError(f"config must be a dict or RunConfig, got {type(config).__name__}")
+    values = run.to_dict()
+    shared = json.dumps({name: values[name] for name in SHARED_SETTINGS}, sort_keys=True)
+    return ("sequential:" if sequential_reason(run) else "batched:") + shared
+
+
+def run_batch(configs: list[dict]) -> list[dict[str, Any]]:
+    """``run_sweep``'s ``batch_fn``: train configs batched where possible, one at a time otherwise.
+
+    Configs are grouped by :func:`batch_group_key`; each batchable group goes to
+    :func:`train_batched`. Configs that cannot be batched (method, manifold mixing, or a model
+    without a stacked form such as the BatchNorm networks) are trained with ``trainer.train``, and
+    the fallback is logged as a warning naming the reason. Rows are the same either way.
+
+    Use as ``run_sweep(configs, batch_fn=run_batch, group_key=batch_group_key, max_batch=100, ...)``.
+    """
+    if not isinstance(configs, (list, tuple)):
+        raise TypeError(f"configs must be a list of config dicts, got {type(configs).__name__}")
+    groups: dict[str, list[int]] = {}
+    for i, config in enumerate(configs):
+        groups.setdefault(batch_group_key(config), []).append(i)
+    results: list[Any] = [None] * len(configs)
+    for key, indices in groups.items():
+        group = [configs[i] for i in indices]
+        for i, result in zip(indices, _run_group(key, group)):
+            results[i] = result
+    return results
+
+
+def _run_group(key: str, group: list[dict]) -> list[dict[str, Any]]:
+    if key.startswith("sequential:"):
+        for config in group:
+            _report_fallback(sequential_reason(RunConfig.from_dict(config)), config)
+        return [trainer.train(config) for config in group]
+    try:
+        return train_batched(group)
+    except UnsupportedModelError as err:
+        for config in group:
+            _report_fallback(str(err), config)
+        return [trainer.train(config) for config in group]
+
+
+def _report_fallback(reason: str, config: dict) -> None:
+    logger.warning("training one at a time with trainer.train (seed %s): %s", config.get("seed"), reason)

@@ -1,0 +1,193 @@
+"""The batched ensemble trainer: member m of a batch ends where ``trainer.train(config_m)`` ends."""
+
+import logging
+
+import pytest
+import torch
+
+from vicinal.lab.ensemble import (StackedAdam, StackedModel, StackedSGD, UnsupportedModelError, batch_group_key,
+                                  fit_batched, run_batch, train_batched)
+from vicinal.lab.models import build_model
+from vicinal.lab.store import ResultStore
+from vicinal.lab.sweep import run_sweep
+from vicinal.lab.trainer import train
+
+SMALL = dict(dataset="spirals", dataset_params={"n_per_class": 60}, model="mlp", model_params={"widths": [16, 16]},
+             optimizer="adam", lr=0.01, epochs=3, batch_size=16, eps=1.5, k=4)
+
+# One batch mixing every batched method, both samplings, three graphs, two reductions, kept-pairs
+# batch growth (fewer steps per epoch), different seeds, data seeds, alphas, eps, lr and weight decay.
+MIXED = [
+    dict(SMALL, method="erm", seed=0),
+    dict(SMALL, method="mixup", seed=1, alpha=0.4),
+    dict(SMALL, method="local_mixup", seed=2, eps=1.0),
+    dict(SMALL, method="local_mixup", seed=3, sampling="weighted", eps=2.0),
+    dict(SMALL, method="local_mixup", seed=4, graph="knn", n_neighbors=3, reduction="normalized"),
+    dict(SMALL, method="local_mixup", seed=5, graph="exponential", decay=0.5, lam_mode="sample"),
+    dict(SMALL, method="kmixup", seed=6, alpha=2.0, truncate=True),
+    dict(SMALL, method="modified_data", seed=7, alpha=0.5),
+    dict(SMALL, method="local_mixup", seed=8, eps=1.0, kept_pairs=10),
+    dict(SMALL, method="mixup", seed=9, data_seed=3, lr=0.003, weight_decay=1e-3, eval_every=1),
+]
+
+SGD = [dict(SMALL, optimizer="sgd", lr=0.05, method="mixup", seed=0, momentum=0.9, weight_decay=5e-4,
+            schedule="step", step_size=2, gamma=0.5),
+       dict(SMALL, optimizer="sgd", lr=0.1, method="local_mixup", seed=1, momentum=0.0, kept_pairs=8),
+       dict(SMALL, optimizer="sgd", lr=0.02, method="kmixup", seed=2, momentum=0.5, schedule="cosine")]
+
+CURVES = ("train_loss", "test_error_curve")
+
+
+def final_parameters(config, tmp_path):
+    """Train one run with ``trainer.train`` and read its final parameters from the checkpoint it writes."""
+    path = tmp_path / f"run-{config['seed']}.pt"
+    metrics = train(config, checkpoint=path)
+    return metrics, torch.load(path, weights_only=False)["model"]
+
+
+def assert_same_run(batched, single):
+    (model, metrics), (expected_metrics, expected_state) = batched, single
+    for name, param in model.state_dict().items():
+        torch.testing.assert_close(param, expected_state[name], atol=1e-5, rtol=1e-4, msg=name)
+    assert metrics.keys() == expected_metrics.keys()
+    for key, value in expected_metrics.items():
+        if key == "wall_seconds":
+            continue
+        if key in CURVES:
+            assert metrics[key] == pytest.approx(value, abs=1e-5), key
+        else:
+            assert metrics[key] == pytest.approx(value, abs=1e-5), key
+
+
+@pytest.fixture(scope="module")
+def mixed_batch():
+    return fit_batched(MIXED)
+
+
+@pytest.mark.parametrize("member", range(len(MIXED)), ids=[f"{c['method']}-{c['seed']}" for c in MIXED])
+def test_member_equals_single_run(mixed_batch, member, tmp_path):
+    assert_same_run(mixed_batch[member], final_parameters(MIXED[member], tmp_path))
+
+
+def test_kept_pairs_member_has_its_own_batch_size_and_fewer_steps(mixed_batch):
+    sizes = [metrics["batch_size"] for _, metrics in mixed_batch]
+    assert sizes[8] > sizes[2] == 16
+    assert mixed_batch[8][1]["steps"] < mixed_batch[2][1]["steps"]
+
+
+def test_sgd_members_with_momentum_decay_and_schedules_equal_single_runs(tmp_path):
+    for batched, config in zip(fit_batched(SGD), SGD):
+        assert_same_run(batched, final_parameters(config, tmp_path))
+
+
+def test_chunks_give_the_results_of_one_chunk(mixed_batch):
+    chunked = fit_batched(MIXED[:5], max_members=2)
+    for (model, metrics), (whole_model, whole_metrics) in zip(chunked, mixed_batch[:5]):
+        for (name, a), b in zip(model.state_dict().items(), whole_model.state_dict().values()):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6, msg=name)
+        assert metrics["train_loss"] == pytest.approx(whole_metrics["train_loss"], abs=1e-6)
+
+
+def test_chunk_size_is_logged(caplog):
+    with caplog.at_level(logging.INFO, logger="vicinal.lab.ensemble"):
+        train_batched([dict(SMALL, epochs=1, seed=s) for s in range(2)])
+    assert "chunks of 2" in caplog.text
+
+
+@pytest.mark.parametrize("name, params, input_shape", [
+    ("mlp", {"widths": [5, 4], "activation": "tanh"}, (3,)),
+    ("rff", {"n_features": 7}, (3,)),
+    ("lenet", {}, (1, 8, 8)),
+])
+def test_stacked_forward_equals_each_model(name, params, input_shape):
+    models = [build_model(name, input_shape=input_shape, num_outputs=3, seed=s, **params) for s in range(3)]
+    stacked = StackedModel(models, name)
+    x = torch.randn(3, 5, *input_shape, generator=torch.Generator().manual_seed(0))
+    expected = torch.stack([model(x[m]) for m, model in enumerate(models)])
+    torch.testing.assert_close(stacked(x), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_stacked_optimisers_match_torch_and_idle_members_do_not_move(optimizer):
+    generator = torch.Generator().manual_seed(1)
+    start = torch.randn(3, 4, 2, generator=generator)
+    lr, decay, momentum = torch.tensor([0.1, 0.01, 0.3]), torch.tensor([0.0, 1e-2, 0.1]), torch.tensor([0.9, 0.0, 0.5])
+    stacked = {"w": start.clone().requires_grad_(True)}
+    opt = StackedSGD(stacked, momentum=momentum, weight_decay=decay) if optimizer == "sgd" \
+        else StackedAdam(stacked, weight_decay=decay)
+    singles = [start[m].clone().requires_grad_(True) for m in range(3)]
+    torch_opts = [torch.optim.SGD([p], lr=float(lr[m]), momentum=float(momentum[m]), weight_decay=float(decay[m]))
+                  if optimizer == "sgd" else torch.optim.Adam([p], lr=float(lr[m]), weight_decay=float(decay[m]))
+                  for m, p in enumerate(singles)]
+    for step in range(4):
+        grads = torch.randn(3, 4, 2, generator=generator)
+        idle = torch.tensor([2]) if step == 1 else None  # member 2 sits step 1 out
+        before = stacked["w"][2].clone()
+        stacked["w"].grad = grads
+        opt.step(lr, idle)
+        if idle is not None:
+            assert torch.equal(stacked["w"][2], before)
+        for m, (p, torch_opt) in enumerate(zip(singles, torch_opts)):
+            if idle is not None and m == 2:
+                continue
+            p.grad = grads[m].clone()
+            torch_opt.step()
+    torch.testing.assert_close(stacked["w"].detach(), torch.stack(singles).detach(), atol=1e-6, rtol=1e-6)
+
+
+BATCHNORM = dict(dataset="digits", model="preact_resnet18", model_params={"width": 2}, method="mixup",
+                 epochs=1, batch_size=256, seed=0)
+
+
+def test_batchnorm_model_is_refused_by_name_and_run_batch_falls_back(caplog):
+    with pytest.raises(UnsupportedModelError, match=r"'preact_resnet18'.*BatchNorm2d"):
+        train_batched([BATCHNORM])
+    with caplog.at_level(logging.WARNING, logger="vicinal.lab.ensemble"):
+        rows = run_batch([BATCHNORM])
+    assert "one at a time" in caplog.text and "BatchNorm2d" in caplog.text
+    alone = train(BATCHNORM)
+    assert rows[0]["test_nll"] == alone["test_nll"] and rows[0]["train_loss"] == alone["train_loss"]
+
+
+def test_run_batch_keeps_order_and_falls_back_for_unbatched_methods(caplog):
+    configs = [dict(SMALL, epochs=1, method="approx_mixup", seed=0), dict(SMALL, epochs=1, method="mixup", seed=1),
+               dict(SMALL, epochs=1, method="mixup", seed=2, model_params={"widths": [8]})]
+    with caplog.at_level(logging.WARNING, logger="vicinal.lab.ensemble"):
+        rows = run_batch(configs)
+    assert "approx_mixup" in caplog.text
+    for row, config in zip(rows, configs):
+        assert row["test_nll"] == pytest.approx(train(config)["test_nll"], abs=1e-5)
+    assert len({batch_group_key(c) for c in configs}) == 3
+    assert batch_group_key(configs[0]).startswith("sequential:")
+
+
+def test_run_sweep_uses_the_batched_trainer(tmp_path):
+    configs = [dict(SMALL, epochs=1, method=m, seed=s) for m in ("erm", "local_mixup") for s in range(2)]
+    summary = run_sweep(configs, store=tmp_path / "r.db", batch_fn=run_batch, group_key=batch_group_key,
+                        max_batch=10, progress=False)
+    assert summary.completed == 4
+    with ResultStore(tmp_path / "r.db") as store:
+        rows = store.rows()
+    assert {r.batch_size for r in rows} == {4}  # one batch of four
+    for row in rows:
+        assert row.metrics["test_nll"] == pytest.approx(train(row.config)["test_nll"], abs=1e-5)
+
+
+@pytest.mark.parametrize("configs, error, match", [
+    ([], ValueError, "configs is empty"),
+    (dict(SMALL), TypeError, "list of config dicts"),
+    ([dict(SMALL), dict(SMALL, model_params={"widths": [8]})], ValueError, r"configs\[1\] has model_params"),
+    ([dict(SMALL), dict(SMALL, optimizer="sgd")], ValueError, r"configs\[1\] has optimizer='sgd'"),
+    ([dict(SMALL, method="approx_mixup")], ValueError, "method 'approx_mixup' is not batched"),
+    ([dict(SMALL, method="mixup", mix_layers=[1])], ValueError, "manifold mixing"),
+    ([dict(SMALL, epsilon=1.0)], ValueError, "unknown run setting"),
+])
+def test_bad_configs_are_refused_with_clear_errors(configs, error, match):
+    with pytest.raises(error, match=match):
+        train_batched(configs)
+
+
+@pytest.mark.parametrize("max_members", [0, -2, 1.5, True])
+def test_bad_max_members_is_refused(max_members):
+    with pytest.raises(ValueError, match="max_members must be a positive int"):
+        train_batched([dict(SMALL)], max_members=max_members)
