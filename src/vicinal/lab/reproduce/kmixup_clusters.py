@@ -26,8 +26,8 @@ TOYS = ("one_ring", "four_bars", "swiss_roll")
 
 def _plan(quick: bool) -> dict:
     if quick:
-        return dict(lemma_k=(8, 32), lemma_trials=20, rate_k=[1, 2, 4, 8, 16, 32], rate_trials=40,
-                    toys=("one_ring",), toy_size=100, match_trials=300)
+        return dict(lemma_k=(16,), lemma_trials=15, rate_k=[1, 2, 4, 8, 16], rate_trials=30,
+                    toys=("one_ring",), toy_size=100, match_trials=200)
     return dict(lemma_k=(8, 32, 128), lemma_trials=200, rate_k=[1, 2, 4, 8, 16, 32, 64, 128, 256],
                 rate_trials=200, toys=TOYS, toy_size=500, match_trials=10_000)
 

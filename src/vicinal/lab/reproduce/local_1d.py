@@ -24,8 +24,8 @@ from .base import Context, Section, markdown_table
 
 def _plan(quick: bool) -> dict:
     if quick:
-        return dict(n_points=5, n_lambda=(250, 500), periodic_n=(7, 12), periodic_k=(1, 2, 3), bv_n=12,
-                    bv_k=[1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48], iid_k=[1, 2, 4, 8, 16], n_draws=2000, linear_n=(20, 80),
+        return dict(n_points=4, n_lambda=(200, 400), periodic_n=(7, 12), periodic_k=(1, 2, 3), bv_n=12,
+                    bv_k=[1, 2, 4, 8, 16, 32, 48], iid_k=[1, 2, 4, 8, 16], n_draws=2000, linear_n=(20, 80),
                     linear_draws=3)
     return dict(n_points=6, n_lambda=(1000, 4000), periodic_n=(7, 16, 40), periodic_k=(1, 2, 3, 5, 8, 20),
                 bv_n=32, bv_k=list(range(1, 65)) + [96, 128, 192], iid_k=[1, 2, 4, 8, 12, 16, 32, 64, 128, 256, 512],

@@ -1,0 +1,109 @@
+"""The theory reproductions (local-1d, kmixup-clusters, alpha-calibration, lipschitz) in their quick form.
+
+Each runs through :func:`vicinal.lab.reproduce.run_reproduction` into a temporary folder: the section
+must carry a verdict, reference figures that exist as non-empty PNG files, and appear in the index.
+A few measured facts that the quick sizes already settle are checked too.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vicinal.lab.reproduce import REPRODUCTIONS, run_reproduction
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+THEORY = ("local-1d", "kmixup-clusters", "alpha-calibration")
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """Each theory reproduction run once, quick, into one shared folder (keeps the file fast)."""
+    out = tmp_path_factory.mktemp("docs")
+    texts = {name: run_reproduction(name, quick=True, out=out) for name in reversed(THEORY)}
+    return out, texts
+
+
+@pytest.mark.parametrize("name", THEORY)
+def test_quick_section_renders_with_verdict_and_figures(name, quick_runs):
+    tmp_path, texts = quick_runs
+    text = texts[name]
+
+    assert text.startswith("## ")
+    assert f"`vicinal reproduce {name} --quick`" in text
+    verdict = re.search(r"\*\*Verdict:\*\* (reproduced|partly reproduced|not reproduced) — (.+)", text)
+    assert verdict is not None, text[:500]
+    assert verdict.group(2).strip()
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
+    assert figures, "a theory reproduction must show at least one figure"
+    for rel in figures:
+        path = tmp_path / rel
+        assert path.parent == tmp_path / "figures-quick"
+        data = path.read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 1000
+    # Markdown tables: every row has as many cells as its header (a stray '|' would break this).
+    for block in re.findall(r"((?:^\|.*\|\n)+)", text, flags=re.M):
+        widths = {line.count("|") for line in block.strip().splitlines()}
+        assert len(widths) == 1, block
+
+    section = tmp_path / "reproductions-quick" / f"{name}.md"
+    assert section.read_text() == text
+    index = (tmp_path / "reproductions-quick.md").read_text()
+    assert text in index
+    assert "# Reproductions (quick CI versions)" in index
+
+
+def test_index_keeps_registry_order_and_lists_missing(quick_runs):
+    tmp_path, texts = quick_runs
+    index = (tmp_path / "reproductions-quick.md").read_text()
+    positions = [index.index(texts[name]) for name in THEORY]
+    assert positions == sorted(positions)  # registry order, although they ran in reverse
+    missing = index.split("## Not yet run")[1]
+    assert "`spirals-eps`" in missing
+    assert not any(f"`{name}`" in missing for name in THEORY)
+    assert set(THEORY) <= set(REPRODUCTIONS)
+
+
+def test_unknown_reproduction_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown reproduction 'lipschitz-x'.*local-1d"):
+        run_reproduction("lipschitz-x", quick=True, out=tmp_path)
+
+
+def test_local_1d_numbers(quick_runs):
+    text = quick_runs[1]["local-1d"]
+    # eq. (3)-(4) equals its numerical minimiser to round-off at every (n, K) row.
+    rows = re.findall(r"^\| (\d+) \| (\d+) \| ([0-9.e+-]+) \| ([0-9.]+) \|$", text, flags=re.M)
+    assert rows
+    assert max(float(r[2]) for r in rows) < 1e-10
+    # Pair weighting differs from eq. (3) as soon as K > 1.
+    assert all(float(r[3]) > 1e-3 for r in rows if int(r[1]) > 1)
+    # Eq. (1) with equal weights is far from the minimiser; the density barycenter is close.
+    lemma = re.findall(r"^\| (\d+) \| ([0-9.e+-]+) \| ([0-9.]+) \|$", text, flags=re.M)
+    assert lemma and all(float(d) < 0.05 < float(c) for _, d, c in lemma)
+
+
+def test_kmixup_clusters_two_clusters_always_exact(quick_runs):
+    text = quick_runs[1]["kmixup-clusters"]
+    rows = re.findall(r"^\| (\d) \| \([0-9., ]+\) \| (\d+) \| (\d+) \| ([0-9.]+)% \| ([0-9.]+)% \| (\d+) \|$",
+                      text, flags=re.M)
+    assert rows
+    for m, _, _, exact, at_least, excess in rows:
+        assert float(at_least) == 100.0  # the count is a lower bound in every trial
+        if m == "2":
+            assert float(exact) == 100.0 and excess == "0"
+
+
+def test_alpha_calibration_caps_are_below_the_ceiling(quick_runs):
+    text = quick_runs[1]["alpha-calibration"]
+    ceiling = re.search(r"^\| largest xi for any alpha \|  \| (.+) \|$", text, flags=re.M)
+    assert ceiling is not None
+    ceiling_values = np.array([float(v) for v in ceiling.group(1).split(" | ")])
+    capped = re.findall(r"cap \(([0-9.]+)\)", text)
+    assert capped
+    # a capped cell reached at most the ceiling of some k (alpha_k = gamma is large, not infinite)
+    assert all(float(c) <= ceiling_values.max() + 1e-9 for c in capped)
+    # The ceiling falls as k grows: optimal matching brings partners closer.
+    assert np.all(np.diff(ceiling_values) < 0)
