@@ -1,0 +1,28 @@
+"""The optimised helpers of the mixing path agree exactly with the plain expressions they replace."""
+
+import math
+
+import pytest
+import torch
+
+from vicinal._checks import all_finite
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_all_finite_finds_a_bad_value_anywhere(dtype, bad):
+    for n in (1, 7, 1000):
+        for position in (0, n // 2, n - 1):
+            values = torch.rand(n, dtype=dtype)
+            values[position] = bad
+            assert not all_finite(values)
+        assert all_finite(torch.rand(n, dtype=dtype))
+
+
+def test_all_finite_on_empty_and_strided_tensors():
+    assert all_finite(torch.empty(3, 0))
+    values = torch.randn(4, 6)
+    values[1, 3] = math.nan
+    assert not all_finite(values[:, 1::2])  # strided view holding the NaN
+    assert all_finite(values[:, ::2])  # strided view without it
+
