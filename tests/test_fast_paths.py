@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from vicinal._checks import all_finite
+from vicinal.pairing import _rows
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
@@ -26,3 +27,8 @@ def test_all_finite_on_empty_and_strided_tensors():
     assert not all_finite(values[:, 1::2])  # strided view holding the NaN
     assert all_finite(values[:, ::2])  # strided view without it
 
+
+def test_rows_equal_advanced_indexing():
+    values = torch.randn(10, 5)
+    for index in (torch.randperm(10), torch.randperm(10)[:6].view(2, 3), torch.tensor([3])):
+        assert torch.equal(_rows(values, index), values[index])

@@ -125,8 +125,8 @@ class Mixer:
 
         source_inputs = inputs if partner_inputs is None else partner_inputs
         return MixedBatch(
-            inputs=interpolate(inputs, source_inputs[partner], lam),
-            targets=interpolate(targets, partner_targets[partner], lam),
+            inputs=interpolate(inputs, source_inputs.index_select(0, partner), lam),
+            targets=interpolate(targets, partner_targets.index_select(0, partner), lam),
             lam=lam,
             partner=partner,
             weights=None if weights is None else weights.to(target_dtype),

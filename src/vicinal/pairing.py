@@ -32,6 +32,16 @@ def _solve_assignments(cost: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(columns)
 
 
+def _rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows of ``values`` (n, d) at ``index`` of any shape (...) -> (..., d).
+
+    ``index_select`` on the flat index: the same copy as ``values[index]``, several times faster on
+    the CPU than advanced indexing.
+    """
+    flat = values.index_select(0, index.reshape(-1).to(values.device))
+    return flat.view(*index.shape, values.shape[1])
+
+
 class OptimalTransportPairing:
     r"""k-Mixup pairing: optimal-transport matching of disjoint random blocks of ``k`` samples.
 
@@ -108,11 +118,11 @@ class OptimalTransportPairing:
         if n_blocks:
             src = sources[:cut].view(n_blocks, k)
             dst = targets[:cut].view(n_blocks, k)
-            cost = squared_distances(x_flat[src.to(x.device)], pool_flat[dst.to(x.device)])
+            cost = squared_distances(_rows(x_flat, src), _rows(pool_flat, dst))
             partner[src] = dst.gather(1, _solve_assignments(cost))
         if cut < n:
             src, dst = sources[cut:], targets[cut:]
-            cost = squared_distances(x_flat[src.to(x.device)], pool_flat[dst.to(x.device)])
+            cost = squared_distances(_rows(x_flat, src), _rows(pool_flat, dst))
             partner[src] = dst[_solve_assignments(cost[None])[0]]
         return partner
 
