@@ -212,14 +212,15 @@ def test_stochastic_estimator_is_reproducible():
     assert run(7) != run(8)
 
 
+@pytest.mark.parametrize("include_r2", [True, False])
 @pytest.mark.parametrize("estimator", ["exact", "stochastic"])
-def test_gradient_matches_finite_differences(estimator):
+def test_gradient_matches_finite_differences(estimator, include_r2):
     x, y, stats, model = _problem("cross_entropy", n=5)
     weight = model[0].weight
 
     def value():
         return approximate_mixup_loss(model, x, y, alpha=1.0, stats=stats, estimator=estimator, n_samples=2,
-                                      generator=torch.Generator().manual_seed(0))
+                                      generator=torch.Generator().manual_seed(0), include_r2=include_r2)
 
     value().backward()
     h = 1e-6
@@ -265,3 +266,25 @@ def test_rejects_bad_input():
     xs, ys, stats_s, model_s = _problem("logistic")
     with pytest.raises(ValueError, match="loss='cross_entropy' needs class targets"):
         approximate_mixup_loss(model_s, xs, ys, alpha=1.0, stats=stats_s)
+
+
+@pytest.mark.parametrize("loss", sorted(TARGET_WIDTH))
+def test_dropping_r2_leaves_the_other_terms(loss):
+    # Sec. 5, Fig. 2: the paper trains on l + R1 + R3 + R4 (no Hessian-of-f term).
+    x, y, stats, model = _problem(loss, n=7, d=3)
+    terms = mixup_regularizers(model, x, y, alpha=0.5, stats=stats, loss=loss)
+    without = approximate_mixup_loss(model, x, y, alpha=0.5, stats=stats, loss=loss, include_r2=False)
+    assert without.item() == pytest.approx((terms.total - terms.r2).item(), rel=1e-10)
+    assert abs(terms.r2.item()) > 1e-6  # the check is not vacuous
+    draws = torch.stack([
+        approximate_mixup_loss(model, x, y, alpha=0.5, stats=stats, loss=loss, include_r2=False,
+                               estimator="stochastic", n_samples=20, generator=torch.Generator().manual_seed(s))
+        for s in range(30)
+    ]).detach()
+    assert abs(draws.mean().item() - without.item()) < 5 * draws.std().item() / math.sqrt(30)
+
+
+def test_include_r2_must_be_a_bool():
+    x, y, stats, model = _problem("cross_entropy")
+    with pytest.raises(TypeError, match="include_r2 must be True or False, got 'no'"):
+        approximate_mixup_loss(model, x, y, alpha=1.0, stats=stats, include_r2="no")

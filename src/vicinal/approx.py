@@ -188,7 +188,7 @@ def _check_common(model, loss, stats, y_tilde_width):
 def approximate_mixup_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, alpha: float,
                            stats: TrainingStats, loss: str = "cross_entropy", estimator: str = "exact",
                            n_samples: int = 1, generator: torch.Generator | None = None,
-                           reduction: str = "mean") -> torch.Tensor:
+                           include_r2: bool = True, reduction: str = "mean") -> torch.Tensor:
     r"""Approximate mixup risk (Carratino et al. 2020, eq. 10 = eq. 12 of Theorem 2) as a trainable loss.
 
     Per sample, ERM on the modified data (eq. 5 and 20) plus the quadratic perturbation term of eq. (33),
@@ -233,6 +233,10 @@ def approximate_mixup_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *
         Probe vectors per sample for ``"stochastic"`` (>= 1).
     generator : torch.Generator, optional
         Randomness of the stochastic probes (draws on the generator's device).
+    include_r2 : bool
+        Keep :math:`R_2`, the term with the model's Hessian :math:`\nabla^2 f`. The paper's LeNet
+        experiment (Sec. 5, Fig. 2) drops it because it is not convex and made training unstable;
+        ``False`` reproduces that objective (:math:`\ell + R_1 + R_3 + R_4`).
     reduction : {"mean", "none"}
         Batch mean, or the per-sample values (B,).
 
@@ -245,6 +249,8 @@ def approximate_mixup_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *
     check_choice("reduction", reduction, ("mean", "none"))
     n_samples = check_int("n_samples", n_samples, minimum=1)
     generator = check_generator(generator)
+    if not isinstance(include_r2, bool):
+        raise TypeError(f"include_r2 must be True or False, got {include_r2!r}")
     prep = _prepare(x, y, stats, alpha)
     _check_common(model, loss, stats, prep.y_tilde.shape[1])
 
@@ -252,8 +258,10 @@ def approximate_mixup_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *
     with torch.enable_grad():
         x_var = prep.x_tilde.detach().requires_grad_(True)
         y_var = prep.y_tilde.detach().requires_grad_(True)
-        per_sample = _loss_value(loss, y_var, _outputs(model, x_var, y_var.shape[1], loss))
-        hessian_times = _hessian_vector_product(per_sample, x_var, y_var)
+        outputs = _outputs(model, x_var, y_var.shape[1], loss)
+        per_sample = _loss_value(loss, y_var, outputs)
+        dropped = None if include_r2 else _output_curvature_product(model, loss, prep, x_var, outputs)
+        hessian_times = _hessian_vector_product(per_sample, x_var, y_var, dropped)
         if estimator == "exact":
             penalty = _exact_penalty(prep, hessian_times)
         else:
@@ -262,22 +270,50 @@ def approximate_mixup_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *
     return total.mean() if reduction == "mean" else total
 
 
-def _hessian_vector_product(per_sample, x_var, y_var):
+def _input_grad(value: torch.Tensor, wrt: torch.Tensor) -> torch.Tensor:
+    """d value / d wrt with a graph; zeros where ``value`` does not depend on ``wrt``."""
+    if not value.requires_grad:
+        return torch.zeros_like(wrt)
+    grad, = torch.autograd.grad(value, wrt, create_graph=True, allow_unused=True)
+    return torch.zeros_like(wrt) if grad is None else grad
+
+
+def _hessian_vector_product(per_sample, x_var, y_var, dropped=None):
     """Return v -> per-sample H_i v_i, H_i the joint (x, y) Hessian of l(y, f(x)) at sample i.
 
     The batch sum separates over samples, so one double-backward pass serves the whole batch;
-    ``create_graph=True`` keeps the result differentiable in the model's parameters.
+    ``create_graph=True`` keeps the result differentiable in the model's parameters. ``dropped``
+    (a product of the same kind) is subtracted from H_i, to leave out R2.
     """
-    grad_x, grad_y = torch.autograd.grad(per_sample.sum(), (x_var, y_var), create_graph=True)
-    grad = torch.cat([grad_x.reshape(len(x_var), -1), grad_y], dim=1)
+    batch = len(x_var)
+    grad = torch.cat([_input_grad(per_sample.sum(), x_var).reshape(batch, -1),
+                      _input_grad(per_sample.sum(), y_var)], dim=1)
 
     def hessian_times(probe: torch.Tensor) -> torch.Tensor:
-        hx, hy = torch.autograd.grad((grad * probe).sum(), (x_var, y_var), create_graph=True, allow_unused=True)
-        hx = torch.zeros_like(x_var) if hx is None else hx
-        hy = torch.zeros_like(y_var) if hy is None else hy
-        return torch.cat([hx.reshape(len(x_var), -1), hy], dim=1)
+        inner = (grad * probe).sum()
+        product = torch.cat([_input_grad(inner, x_var).reshape(batch, -1), _input_grad(inner, y_var)], dim=1)
+        return product if dropped is None else product - dropped(probe)
 
     return hessian_times
+
+
+def _output_curvature_product(model, loss, prep: _Prepared, x_var, outputs):
+    r"""Return v -> per-sample :math:`(\sum_k (\ell_u)_k \nabla^2 f_k) v_x`, the matrix of R2 (Theorem 2).
+
+    :math:`\ell_u` comes from a second forward pass on a copy of the inputs, so it depends on the
+    parameters but is constant in x: the x-Hessian of :math:`\ell_u^\top f(x)` is then exactly R2's matrix.
+    """
+    batch, c = outputs.shape
+    with_params_only = _outputs(model, prep.x_tilde.detach(), c, loss)
+    weights = _loss_derivatives(loss, prep.y_tilde.detach(), with_params_only)[0]
+    grad = _input_grad((weights * outputs).sum(), x_var).reshape(batch, -1)
+    d = grad.shape[1]
+
+    def product(probe: torch.Tensor) -> torch.Tensor:
+        hx = _input_grad((grad * probe[:, :d]).sum(), x_var).reshape(batch, -1)
+        return torch.cat([hx, torch.zeros_like(probe[:, d:])], dim=1)
+
+    return product
 
 
 def _exact_penalty(prep: _Prepared, hessian_times) -> torch.Tensor:
