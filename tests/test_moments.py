@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import betaln
 
+from vicinal.alpha import expected_min_lam_squared
 from vicinal.lam import sample_lam
 from vicinal.moments import theta_bar, truncated_beta_variance
 
@@ -108,3 +109,12 @@ def test_rejects_bad_alpha(function, alpha):
 def test_rejects_non_numbers(function):
     with pytest.raises(TypeError, match="alpha must be a real number"):
         function("1.0")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(min_value=1e-3, max_value=1e3))
+def test_gamma_squared_matches_the_k_mixup_closed_form(alpha):
+    # Lemma 1's gamma^2 = sigma^2 + (1 - theta_bar)^2 = E[(1 - theta)^2] = E[min(lambda, 1 - lambda)^2],
+    # which vicinal.alpha computes independently for k-Mixup's Algorithm 1.
+    gamma2 = truncated_beta_variance(alpha) + (1 - theta_bar(alpha)) ** 2
+    assert gamma2 == pytest.approx(expected_min_lam_squared(alpha), rel=1e-10)
