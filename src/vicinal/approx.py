@@ -234,9 +234,12 @@ def approximate_mixup_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *
     generator : torch.Generator, optional
         Randomness of the stochastic probes (draws on the generator's device).
     include_r2 : bool
-        Keep :math:`R_2`, the term with the model's Hessian :math:`\nabla^2 f`. The paper's LeNet
-        experiment (Sec. 5, Fig. 2) drops it because it is not convex and made training unstable;
-        ``False`` reproduces that objective (:math:`\ell + R_1 + R_3 + R_4`).
+        Keep :math:`R_2`, the term with the model's Hessian :math:`\nabla^2 f` (default: the full eq. 12).
+        The paper's LeNet experiment (Sec. 5, Fig. 2) drops it because it is not convex and made
+        training unstable; ``False`` gives that objective (:math:`\ell + R_1 + R_3 + R_4`). Use
+        ``False`` for training flexible models: with :math:`R_2` the objective can be unbounded below
+        (a logistic random-features model on two moons, App. B.3 settings, drove it to about -1e3
+        within 100 SGD epochs, while without :math:`R_2` it trained stably).
     reduction : {"mean", "none"}
         Batch mean, or the per-sample values (B,).
 
