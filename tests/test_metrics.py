@@ -41,7 +41,7 @@ def test_nll_from_logits_is_stable_for_huge_logits():
 def test_soft_targets_use_argmax_for_accuracy_and_cross_entropy_for_nll():
     logits, labels = _random_problem(1)
     probs = torch.softmax(logits, dim=1)
-    soft = 0.6 * torch.nn.functional.one_hot(labels, 5).double() + 0.1  # argmax is the label
+    soft = 0.5 * torch.nn.functional.one_hot(labels, 5).double() + 0.1  # argmax is the label
     assert error_rate(probs, soft) == error_rate(probs, labels)
     assert ece(probs, soft) == ece(probs, labels)
     assert nll(probs, soft) == pytest.approx(float(-(soft * probs.log()).sum(1).mean()), rel=1e-12)
@@ -159,5 +159,7 @@ def test_rejects_bad_shapes_and_labels():
         ece(probs, torch.tensor([0, 1, 1]))
     with pytest.raises(ValueError, match=r"dense targets of shape \(2, 2\)"):
         ece(probs, torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"dense targets must be probability vectors .* off by 0\.5"):
+        ece(probs, torch.tensor([[1.0, 0.5], [0.0, 1.0]]))
     with pytest.raises(ValueError, match="NaN or Inf"):
         nll(torch.tensor([[math.nan, 0.0]]), torch.tensor([0]), from_logits=True)

@@ -14,7 +14,8 @@ Conventions shared by every function here:
 * ``predictions`` has shape (N, C): probabilities by default, or logits with ``from_logits=True``
   (softmax is applied). Probabilities must be non-negative with rows summing to 1 within 1e-4;
   anything else raises ``ValueError`` (no silent softmax).
-* ``targets`` are class indices (N,) or dense / soft targets (N, C). For accuracy a soft target
+* ``targets`` are class indices (N,) or dense / soft targets (N, C) (probability rows, checked like
+  ``predictions``). For accuracy a soft target
   counts as its argmax (the first one on ties); the NLL of a soft target is the cross-entropy
   :math:`-\sum_c t_c \log p_c`.
 * Scalars come back as Python floats.
@@ -70,7 +71,13 @@ def _dense_targets(targets: torch.Tensor, shape: tuple[int, int]) -> torch.Tenso
     if targets.shape != (n, c):
         raise ValueError(f"targets must be class indices of shape ({n},) (integer dtype) or dense targets of "
                          f"shape ({n}, {c}); got shape {tuple(targets.shape)} and dtype {targets.dtype}")
-    return targets.detach().to(torch.float64)
+    dense = targets.detach().to(torch.float64)
+    worst_sum = dense.sum(dim=1).sub(1.0).abs().max().item()
+    if bool((dense < 0).any()) or worst_sum > PROBABILITY_TOLERANCE:
+        raise ValueError(f"dense targets must be probability vectors (non-negative, rows summing to 1 within "
+                         f"{PROBABILITY_TOLERANCE}); got min {dense.min().item():.4g} and a row sum off by "
+                         f"{worst_sum:.4g}")
+    return dense
 
 
 def _confidence_and_correct(predictions, targets, from_logits):
