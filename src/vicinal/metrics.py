@@ -15,9 +15,8 @@ Conventions shared by every function here:
   (softmax is applied). Probabilities must be non-negative with rows summing to 1 within 1e-4;
   anything else raises ``ValueError`` (no silent softmax).
 * ``targets`` are class indices (N,) or dense / soft targets (N, C) (probability rows, checked like
-  ``predictions``). For accuracy a soft target
-  counts as its argmax (the first one on ties); the NLL of a soft target is the cross-entropy
-  :math:`-\sum_c t_c \log p_c`.
+  ``predictions``). For accuracy a soft target counts as its argmax (the first one on ties); the
+  NLL of a soft target is the cross-entropy :math:`-\sum_c t_c \log p_c`.
 * Scalars come back as Python floats.
 """
 
