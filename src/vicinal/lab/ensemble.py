@@ -60,7 +60,9 @@ from .models import StagedModel, _FourierFeatures, build_model
 __all__ = [
     "BATCHED_METHODS",
     "SHARED_SETTINGS",
+    "StackedAdam",
     "StackedModel",
+    "StackedSGD",
     "UnsupportedModelError",
     "batch_group_key",
     "check_batchable",
@@ -179,8 +181,13 @@ class StackedModel:
     def __len__(self) -> int:
         return next(iter(self.params.values())).shape[0]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self._apply(self.template, "", x)
+    def __call__(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """Outputs ``(M, B, ...)`` of inputs ``(M, B, ...)``; with ``members`` (indices, A of them), only
+        those members run, on inputs ``(A, B, ...)``."""
+        tensors = {**self.params, **self.buffers}
+        if members is not None:
+            tensors = {key: value.index_select(0, members) for key, value in tensors.items()}
+        return self._apply(self.template, "", x, tensors)
 
     def load_member(self, member: int, model: nn.Module) -> nn.Module:
         """Copy member ``member``'s parameters into ``model`` (built like the members) and return it."""
@@ -189,38 +196,36 @@ class StackedModel:
                 param.copy_(self.params[key][member])
         return model
 
-    def _tensor(self, key: str) -> torch.Tensor | None:
-        return self.params.get(key, self.buffers.get(key))
-
-    def _apply(self, module: nn.Module, prefix: str, h: torch.Tensor) -> torch.Tensor:
+    def _apply(self, module: nn.Module, prefix: str, h: torch.Tensor, tensors: dict) -> torch.Tensor:
         if _is_container(module):
             for child_name, child in module.named_children():
-                h = self._apply(child, f"{prefix}{child_name}.", h)
+                h = self._apply(child, f"{prefix}{child_name}.", h, tensors)
             return h
         if isinstance(module, nn.Linear):
-            weight, bias = self._tensor(prefix + "weight"), self._tensor(prefix + "bias")
+            weight, bias = tensors[prefix + "weight"], tensors.get(prefix + "bias")
             if bias is None:
                 return torch.bmm(h, weight.transpose(1, 2))
             return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
         if isinstance(module, nn.Flatten):
             return h.flatten(2)
         if isinstance(module, nn.Conv2d):
-            return self._conv(module, prefix, h)
+            return _conv(module, tensors[prefix + "weight"], tensors.get(prefix + "bias"), h)
         if isinstance(module, _FourierFeatures):
-            projection, offset = self._tensor(prefix + "projection"), self._tensor(prefix + "offset")
+            projection, offset = tensors[prefix + "projection"], tensors[prefix + "offset"]
             return torch.cos(torch.baddbmm(offset.unsqueeze(1), h.flatten(2), projection.transpose(1, 2))) \
                 / math.sqrt(offset.shape[1])
         if isinstance(module, _POOLS):
             return module(h.flatten(0, 1)).unflatten(0, h.shape[:2])
         return module(h)  # element-wise activation
 
-    def _conv(self, module: nn.Conv2d, prefix: str, h: torch.Tensor) -> torch.Tensor:
-        members, batch = h.shape[:2]
-        weight, bias = self._tensor(prefix + "weight"), self._tensor(prefix + "bias")
-        grouped = h.transpose(0, 1).reshape(batch, members * h.shape[2], *h.shape[3:])
-        out = F.conv2d(grouped, weight.flatten(0, 1), None if bias is None else bias.flatten(),
-                       module.stride, module.padding, module.dilation, groups=members)
-        return out.reshape(batch, members, weight.shape[1], *out.shape[2:]).transpose(0, 1)
+
+def _conv(module: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
+    """Stacked convolution as one grouped ``conv2d``: member m's channels form group m."""
+    members, batch = h.shape[:2]
+    grouped = h.transpose(0, 1).reshape(batch, members * h.shape[2], *h.shape[3:])
+    out = F.conv2d(grouped, weight.flatten(0, 1), None if bias is None else bias.flatten(),
+                   module.stride, module.padding, module.dilation, groups=members)
+    return out.reshape(batch, members, weight.shape[1], *out.shape[2:]).transpose(0, 1)
 
 
 def _collect(models: Sequence[nn.Module], method: str, name: str) -> dict[str, list[torch.Tensor]]:
@@ -239,98 +244,87 @@ def _collect(models: Sequence[nn.Module], method: str, name: str) -> dict[str, l
 # --------------------------------------------------------------------------- optimisers
 
 
-def _member_view(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Per-member values (M,) shaped to broadcast against a stacked tensor (M, ...)."""
-    return values.to(like.dtype).view(-1, *([1] * (like.ndim - 1)))
+def _member_views(tensors: list[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
+    """For each member m, the views ``t[m]`` of the stacked tensors (in-place updates reach the stack)."""
+    return list(zip(*(t.unbind(0) for t in tensors)))
 
 
-class _Frozen:
-    """Restores the slices of idle members after an in-place update: their update is skipped exactly."""
+def _groups(active: Sequence[int], *settings: Sequence[float]) -> dict[tuple, list[int]]:
+    """Active members grouped by equal hyper-parameters (one fused call per group)."""
+    groups: dict[tuple, list[int]] = {}
+    for m in active:
+        groups.setdefault(tuple(float(values[m]) for values in settings), []).append(m)
+    return groups
 
-    def __init__(self, tensors: list[torch.Tensor], idle: torch.Tensor | None):
-        self.saved = [] if idle is None else [(t, t[idle].clone()) for t in tensors]
-        self.idle = idle
 
-    def restore(self) -> None:
-        for tensor, saved in self.saved:
-            tensor[self.idle] = saved
+def _gather(views: list[tuple[torch.Tensor, ...]], members: list[int]) -> list[torch.Tensor]:
+    return [view for m in members for view in views[m]]
 
 
 class StackedSGD:
     """``torch.optim.SGD`` (L2 weight decay, momentum, dampening 0, no Nesterov) for stacked members.
 
-    The update of k-Mixup (Greenewald et al. 2023, Sec. 5) and mixup (Zhang et al. 2018), with a
-    learning rate, momentum and weight decay per member::
-
-        g = grad + weight_decay * p;  buf = momentum * buf + g  (buf = g at the first step);  p -= lr * buf
-
-    ``buf`` starts at 0, so the first step gives ``buf = g`` exactly, as torch's clone does, and
-    ``momentum = 0`` gives plain SGD.
+    The optimiser of k-Mixup (Greenewald et al. 2023, Sec. 5) and mixup (Zhang et al. 2018), with a
+    learning rate, momentum and weight decay per member. Each step runs torch's fused CPU kernel
+    (``torch._fused_sgd_``, what ``torch.optim.SGD(fused=True)`` calls) once per group of members
+    with equal hyper-parameters, on views of member m's slices; members not in ``active`` are not
+    passed to it, so their parameters and momentum stay exactly as they were. Momentum buffers
+    start at 0, so the first step sets them to the gradient, as torch does.
     """
 
-    def __init__(self, params: dict[str, torch.Tensor], *, momentum: torch.Tensor, weight_decay: torch.Tensor):
+    def __init__(self, params: dict[str, torch.Tensor], *, momentum: Sequence[float], weight_decay: Sequence[float]):
         self.params = list(params.values())
-        self.momentum, self.weight_decay = momentum, weight_decay
+        self.momentum, self.weight_decay = list(momentum), list(weight_decay)
         self.buffers = [torch.zeros_like(p) for p in self.params]
+        self.param_views, self.buffer_views = _member_views(self.params), _member_views(self.buffers)
 
     @torch.no_grad()
-    def step(self, lr: torch.Tensor, idle: torch.Tensor | None = None) -> None:
-        """One update with per-member ``lr`` (M,); members listed in ``idle`` are left untouched."""
-        frozen = _Frozen(self.params + self.buffers, idle)
-        for p, buf in zip(self.params, self.buffers):
-            grad = p.grad
-            if bool(self.weight_decay.any()):
-                grad = grad + _member_view(self.weight_decay, p) * p
-            buf.mul_(_member_view(self.momentum, p)).add_(grad)
-            p.sub_(_member_view(lr, p) * buf)
-        frozen.restore()
+    def step(self, lr: Sequence[float], active: Sequence[int]) -> None:
+        """One update of the members in ``active`` with their learning rates ``lr[m]``."""
+        grads = _member_views([p.grad for p in self.params])
+        for (rate, decay, momentum), members in _groups(active, lr, self.weight_decay, self.momentum).items():
+            torch._fused_sgd_(_gather(self.param_views, members), _gather(grads, members),
+                              _gather(self.buffer_views, members) if momentum else [],
+                              weight_decay=decay, momentum=momentum, lr=rate, dampening=0.0, nesterov=False,
+                              maximize=False, is_first_step=False)
 
 
 class StackedAdam:
     """``torch.optim.Adam`` (betas 0.9 / 0.999, eps 1e-8, L2 weight decay) for stacked members.
 
-    The optimiser of Local Mixup's spirals runs (Baena et al. 2022, Sec. V-A). Per member m, with its
-    own step count t_m (members that sit a step out do not count it)::
-
-        g = grad + weight_decay * p;  m1 = lerp(m1, g, 1 - beta1);  m2 = beta2 m2 + (1 - beta2) g^2
-        p -= lr / (1 - beta1^t) * m1 / (sqrt(m2) / sqrt(1 - beta2^t) + eps)
+    The optimiser of Local Mixup's spirals runs (Baena et al. 2022, Sec. V-A), with a learning rate
+    and weight decay per member. Each step runs torch's fused CPU kernel (``torch._fused_adam_``,
+    what ``torch.optim.Adam(fused=True)`` calls) once per group of members with equal
+    hyper-parameters. Every member keeps its own step count; members not in ``active`` are not
+    passed to the kernel, so their parameters, moments and step count stay exactly as they were.
     """
 
-    def __init__(self, params: dict[str, torch.Tensor], *, weight_decay: torch.Tensor):
+    def __init__(self, params: dict[str, torch.Tensor], *, weight_decay: Sequence[float]):
         self.params = list(params.values())
-        self.weight_decay = weight_decay
+        self.weight_decay = list(weight_decay)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.steps = torch.zeros(len(weight_decay), dtype=torch.float64)
+        self.param_views = _member_views(self.params)
+        self.exp_avg_views, self.exp_avg_sq_views = _member_views(self.exp_avg), _member_views(self.exp_avg_sq)
+        self.counts = torch.zeros(len(self.weight_decay))  # steps taken by each member
+        self.steps = [(count,) * len(self.params) for count in self.counts.unbind(0)]  # the kernel's per-tensor view
 
     @torch.no_grad()
-    def step(self, lr: torch.Tensor, idle: torch.Tensor | None = None) -> None:
-        """One update with per-member ``lr`` (M,); members listed in ``idle`` are left untouched."""
-        beta1, beta2 = _ADAM_BETAS
-        active = torch.ones_like(self.steps)
-        if idle is not None:
-            active[idle] = 0.0
-        self.steps += active
-        steps = self.steps.clamp_min(1.0)  # idle members at step 0 get a finite, discarded update
-        step_size = lr.to(torch.float64) / (1.0 - beta1 ** steps)
-        bias_correction2_sqrt = (1.0 - beta2 ** steps).sqrt()
-        frozen = _Frozen(self.params + self.exp_avg + self.exp_avg_sq, idle)
-        for p, m1, m2 in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            grad = p.grad
-            if bool(self.weight_decay.any()):
-                grad = grad + _member_view(self.weight_decay, p) * p
-            m1.lerp_(grad, 1.0 - beta1)
-            m2.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-            denom = (m2.sqrt() / _member_view(bias_correction2_sqrt, p)).add_(_ADAM_EPS)
-            p.sub_(_member_view(step_size, p) * m1 / denom)
-        frozen.restore()
+    def step(self, lr: Sequence[float], active: Sequence[int]) -> None:
+        """One update of the members in ``active`` with their learning rates ``lr[m]``."""
+        grads = _member_views([p.grad for p in self.params])
+        self.counts[list(active)] += 1.0  # the kernel reads the step count; torch.optim increments it first
+        for (rate, decay), members in _groups(active, lr, self.weight_decay).items():
+            torch._fused_adam_(_gather(self.param_views, members), _gather(grads, members),
+                               _gather(self.exp_avg_views, members), _gather(self.exp_avg_sq_views, members), [],
+                               _gather(self.steps, members), lr=rate, beta1=_ADAM_BETAS[0], beta2=_ADAM_BETAS[1],
+                               weight_decay=decay, eps=_ADAM_EPS, amsgrad=False, maximize=False)
 
 
 def _make_optimizer(stacked: StackedModel, configs: list[RunConfig]):
-    weight_decay = torch.tensor([c.weight_decay for c in configs], dtype=torch.float64)
+    weight_decay = [c.weight_decay for c in configs]
     if configs[0].optimizer == "sgd":
-        momentum = torch.tensor([c.momentum for c in configs], dtype=torch.float64)
-        return StackedSGD(stacked.params, momentum=momentum, weight_decay=weight_decay)
+        return StackedSGD(stacked.params, momentum=[c.momentum for c in configs], weight_decay=weight_decay)
     return StackedAdam(stacked.params, weight_decay=weight_decay)
 
 
@@ -346,8 +340,8 @@ class _Schedules:
             optimizer.step()  # no gradient: a no-op that tells the schedule the optimiser has stepped
             self.optimizers.append(optimizer)
 
-    def lr(self) -> torch.Tensor:
-        return torch.tensor([o.param_groups[0]["lr"] for o in self.optimizers], dtype=torch.float64)
+    def lr(self) -> list[float]:
+        return [o.param_groups[0]["lr"] for o in self.optimizers]
 
     def step(self) -> None:
         for schedule in self.schedules:
@@ -418,20 +412,23 @@ def _training_sources(members: list[_Member]) -> tuple[torch.Tensor, torch.Tenso
 
 
 class _Step:
-    """Mixing, loss and update of one step for every member (the batched ``trainer._Step``)."""
+    """Mixing and loss of one step for the members that train at it (the batched ``trainer._Step``).
+
+    At step s only the members with more than s steps per epoch train; the others are left out of
+    the forward pass altogether, and the batch is padded to the largest batch size among those
+    that train. Padded samples have loss weight 0.
+    """
 
     def __init__(self, members: list[_Member], stacked: StackedModel):
         self.members, self.stacked = members, stacked
         configs = [m.config for m in members]
         self.batch_sizes = torch.tensor([m.batch_size for m in members])
-        self.max_batch = int(self.batch_sizes.max())
         self.classification = members[0].dataset.num_classes is not None
         self.inputs, self.targets, self.source = _training_sources(members)
-        self.mixing = [i for i, c in enumerate(configs) if c.method in MIXING_METHODS]
+        self.mixes = [c.method in MIXING_METHODS for c in configs]
         self.threshold = self._graph_members(Threshold, "eps")
         self.exponential = self._graph_members(Exponential, "decay")
         self.reduction = [c.reduction if c.method in MIXING_METHODS else "mean" for c in configs]
-        self.rows = torch.arange(len(members))[:, None]
 
     def _graph_members(self, kind: type, field: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(mask (M, 1), parameter (M, 1)) of members whose uniform-sampling weights are vectorised."""
@@ -443,66 +440,70 @@ class _Step:
         return torch.tensor(chosen)[:, None], torch.tensor(values, dtype=self.inputs.dtype)[:, None]
 
     def batch(self, orders: torch.Tensor, step: int, active: torch.Tensor):
-        """Member m's slice ``order[step * B_m : (step + 1) * B_m]``, padded to the largest batch."""
-        position = torch.arange(self.max_batch)
-        valid = (position < self.batch_sizes[:, None]) & active[:, None]
-        index = orders.gather(1, torch.where(valid, step * self.batch_sizes[:, None] + position, 0))
-        source = self.source[:, None]
+        """Member m's slice ``order[step * B_m : (step + 1) * B_m]`` for each active member m, padded."""
+        sizes = self.batch_sizes[active][:, None]
+        position = torch.arange(int(sizes.max()))
+        valid = position < sizes
+        index = orders[active].gather(1, torch.where(valid, step * sizes + position, 0))
+        source = self.source[active][:, None]
         return self.inputs[source, index], self.targets[source, index], valid
 
-    def loss(self, x: torch.Tensor, t: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Per-member training loss (M,) of one step; draws each mixing member's lambda and partners."""
-        lam, partner, weights = self._draw(x, valid)
+    def loss(self, x: torch.Tensor, t: torch.Tensor, valid: torch.Tensor, active: torch.Tensor,
+             everyone: bool) -> torch.Tensor:
+        """Training loss (A,) of the active members (indices ``active``); draws their lambdas and partners."""
+        lam, partner, weights = self._draw(x, active)
+        rows = torch.arange(len(active))[:, None]
         if self.threshold is not None or self.exponential is not None:
-            weights = self._graph_weights(x, partner, weights)
+            weights = self._graph_weights(x, x[rows, partner], weights, active)
         weights = torch.where(valid, weights, torch.zeros_like(weights))
-        shape = (*lam.shape, *([1] * (x.ndim - 2)))
-        mixed_x = torch.lerp(x[self.rows, partner], x, lam.view(shape))
-        mixed_t = torch.lerp(t[self.rows, partner], t, lam.view(*lam.shape, *([1] * (t.ndim - 2))))
-        per_sample = self._per_sample_loss(self.stacked(mixed_x), mixed_t)
+        mixed_x = torch.lerp(x[rows, partner], x, lam.view(*lam.shape, *([1] * (x.ndim - 2))))
+        mixed_t = torch.lerp(t[rows, partner], t, lam.view(*lam.shape, *([1] * (t.ndim - 2))))
+        outputs = self.stacked(mixed_x, None if everyone else active)
+        per_sample = self._per_sample_loss(outputs, mixed_t)
         weighted = torch.where(weights > 0, weights * per_sample, torch.zeros_like(per_sample))
-        return weighted.sum(1) / self._divisor(weights)
+        return weighted.sum(1) / self._divisor(weights, active)
 
-    def _draw(self, x: torch.Tensor, valid: torch.Tensor):
-        members, width = len(self.members), self.max_batch
-        lam = torch.ones(members, width, dtype=x.dtype)
-        partner = torch.arange(width).repeat(members, 1)
-        weights = torch.ones(members, width, dtype=x.dtype)
-        for m in self.mixing:
-            if not bool(valid[m, 0]):
-                continue  # member m sits this step out: no draw from its generator
+    def _draw(self, x: torch.Tensor, active: torch.Tensor):
+        lam = torch.ones(x.shape[:2], dtype=x.dtype)
+        partner = torch.arange(x.shape[1]).repeat(x.shape[0], 1)
+        weights = torch.ones(x.shape[:2], dtype=x.dtype)
+        for row, m in enumerate(active.tolist()):
+            if not self.mixes[m]:
+                continue
             size = self.members[m].batch_size
-            lam[m, :size], partner[m, :size], member_weights = _draw_member(self.members[m], x[m, :size])
+            lam[row, :size], partner[row, :size], member_weights = _draw_member(self.members[m], x[row, :size])
             if member_weights is not None:
-                weights[m, :size] = member_weights
+                weights[row, :size] = member_weights
         return lam, partner, weights
 
-    def _graph_weights(self, x: torch.Tensor, partner: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def _graph_weights(self, x: torch.Tensor, partners: torch.Tensor, weights: torch.Tensor,
+                       active: torch.Tensor) -> torch.Tensor:
         """Locality weights W[i, p(i)] (Baena et al. 2022, eq. 2) of threshold / exponential members at once."""
-        distance = (x - x[self.rows, partner]).flatten(2).pow(2).sum(-1).sqrt()
+        distance = (x - partners).flatten(2).pow(2).sum(-1).sqrt()
         if self.threshold is not None:
             chosen, eps = self.threshold
-            weights = torch.where(chosen, (distance <= eps).to(weights.dtype), weights)
+            weights = torch.where(chosen[active], (distance <= eps[active]).to(weights.dtype), weights)
         if self.exponential is not None:
             chosen, decay = self.exponential
-            weights = torch.where(chosen, torch.exp(-decay * distance), weights)
+            weights = torch.where(chosen[active], torch.exp(-decay[active] * distance), weights)
         return weights
 
     def _per_sample_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Soft-target cross-entropy, or squared error averaged over output dims (``vicinal.losses``)."""
         if self.classification:
             return -(targets * F.log_softmax(outputs, dim=-1)).sum(-1)
         if outputs.ndim == targets.ndim + 1 and outputs.shape[-1] == 1:
             outputs = outputs.squeeze(-1)
         return (outputs - targets).pow(2).flatten(2).mean(-1) if outputs.ndim > 2 else (outputs - targets).pow(2)
 
-    def _divisor(self, weights: torch.Tensor) -> torch.Tensor:
+    def _divisor(self, weights: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
         """The reduction of ``vicinal.losses.reduce_weighted`` per member: B, sum of weights, or 1."""
-        divisor = self.batch_sizes.to(weights.dtype)
-        for m, reduction in enumerate(self.reduction):
-            if reduction == "sum":
-                divisor[m] = 1.0
-            elif reduction == "normalized" and self.members[m].mixer.graph is not None:
-                divisor[m] = weights[m].sum().clamp_min(torch.finfo(weights.dtype).tiny)
+        divisor = self.batch_sizes[active].to(weights.dtype)
+        for row, m in enumerate(active.tolist()):
+            if self.reduction[m] == "sum":
+                divisor[row] = 1.0
+            elif self.reduction[m] == "normalized" and self.members[m].mixer.graph is not None:
+                divisor[row] = weights[row].sum().clamp_min(torch.finfo(weights.dtype).tiny)
         return divisor
 
 
@@ -549,14 +550,15 @@ def _train_chunk(members: list[_Member], *, progress: bool) -> list[tuple[nn.Mod
         totals = torch.zeros(len(members), dtype=torch.float64)
         lr = schedules.lr()
         for s in range(int(steps.max())):
-            active = s < steps
+            active = torch.nonzero(s < steps).flatten()
+            everyone = len(active) == len(members)
             x, t, valid = step.batch(orders, s, active)
-            losses = step.loss(x, t, valid)
+            losses = step.loss(x, t, valid, active, everyone)
             for p in stacked.params.values():
                 p.grad = None
             losses.sum().backward()
-            optimizer.step(lr, None if bool(active.all()) else torch.nonzero(~active).flatten())
-            totals += losses.detach().to(torch.float64)
+            optimizer.step(lr, active.tolist())
+            totals[active] += losses.detach().to(torch.float64)
         schedules.step()
         for m, member in enumerate(members):
             history[m]["train_loss"].append(float(totals[m]) / max(member.steps_per_epoch, 1))
@@ -767,14 +769,20 @@ def fit_batched(configs: Sequence[dict | RunConfig], *, dataset: Dataset | None 
 def batch_group_key(config: dict) -> str:
     """``run_sweep``'s ``group_key``: configs with equal keys can share one :func:`train_batched` call.
 
-    The key holds the :data:`SHARED_SETTINGS`; configs that cannot be batched (see
+    The key holds the :data:`SHARED_SETTINGS` and what sets the batch size (``batch_size``; with
+    ``kept_pairs`` also the graph settings), so that a chunk holds members of one batch size: a
+    member with a larger batch has fewer steps per epoch and sits the remaining steps out, which
+    costs nothing but leaves the batch less full. Configs that cannot be batched (see
     :func:`sequential_reason`) get a key starting with ``"sequential:"`` so they never join a batch.
     """
     run = RunConfig.from_dict(config) if isinstance(config, dict) else config
     if not isinstance(run, RunConfig):
         raise TypeError(f"config must be a dict or RunConfig, got {type(config).__name__}")
     values = run.to_dict()
-    shared = json.dumps({name: values[name] for name in SHARED_SETTINGS}, sort_keys=True)
+    names = SHARED_SETTINGS + ("batch_size", "kept_pairs")
+    if run.kept_pairs and run.method == "local_mixup":
+        names += ("graph", "eps", "decay")
+    shared = json.dumps({name: values[name] for name in names}, sort_keys=True)
     return ("sequential:" if sequential_reason(run) else "batched:") + shared
 
 

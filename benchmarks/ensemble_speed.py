@@ -1,0 +1,165 @@
+"""Runs per second: one batched ensemble (``lab.ensemble.train_batched``) against one-at-a-time ``trainer.train``.
+
+Issue 5. The spirals MLP 2 -> 100 -> 100 -> 2 of Baena et al. 2022 (Sec. V-A: Adam, lr 0.01,
+batch 20, StepLR(300, 0.1)) is trained for the same number of steps both ways, in this one process:
+``--sequential`` runs with ``trainer.train`` (each loads its data, trains, evaluates), then one
+batched run of ``--members`` members (same work per member). Methods: ERM, Local Mixup (threshold
+graph, eps = 1) and k-Mixup (k = 4). Reported: runs per second each way, the speed-up, the peak
+resident memory (``resource.getrusage``, a high-water mark: the batched figure includes the
+sequential one before it), the load average, and the largest difference in test NLL between the two
+ways over the members both trained (they must agree).
+
+Also timed: the stacked forward + backward of 100 MLPs by ``torch.baddbmm`` against
+``torch.func.functional_call`` under ``torch.vmap`` (why the ensemble uses the former), and a Local
+Mixup Fig. 3 sweep (10 eps values x ``--fig3-seeds`` seeds, the authors' batch size per eps, see
+``/work/shared/notes/reference-implementations.md``) for ``--fig3-epochs`` epochs. The paper trains
+200 epochs; the 200-epoch figure printed is an EXTRAPOLATION (measured time x 200 / epochs, an
+over-estimate since data loading and evaluation do not grow with epochs), labelled as such.
+
+Usage::
+
+    python benchmarks/ensemble_speed.py [--quick] [--threads 1] [--fig3-epochs 2] [--no-fig3]
+
+Writes ``benchmarks/results/ensemble_speed.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from vicinal.lab.ensemble import train_batched
+from vicinal.lab.models import build_model
+from vicinal.lab.trainer import train
+
+RESULTS = Path(__file__).parent / "results" / "ensemble_speed.json"
+# Authors' spirals notebook: eps and the batch size that keeps about as many pairs per step.
+FIG3_EPS = (0.0, 0.6, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 10.0)
+FIG3_BATCH = (20, 241, 103, 50, 33, 25, 22, 20, 20, 20)
+BASE = dict(dataset="spirals", model="mlp", model_params={"widths": [100, 100]}, optimizer="adam", lr=0.01,
+            schedule="step", step_size=300, gamma=0.1, batch_size=20, eval_rescaled=False)
+METHODS = {"erm": dict(method="erm"), "local_mixup": dict(method="local_mixup", eps=1.0),
+           "kmixup": dict(method="kmixup", k=4)}
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def compare_method(name: str, epochs: int, n_sequential: int, n_members: int) -> dict:
+    """Same configs both ways; runs per second, speed-up, memory and the agreement of the two."""
+    configs = [dict(BASE, **METHODS[name], epochs=epochs, seed=seed) for seed in range(n_members)]
+    sequential, seq_s = timed(lambda: [train(c) for c in configs[:n_sequential]])
+    rss_sequential = peak_rss_mib()
+    batched, batch_s = timed(lambda: train_batched(configs))
+    nll_gap = max(abs(a["test_nll"] - b["test_nll"]) for a, b in zip(sequential, batched))
+    row = dict(method=name, epochs=epochs, steps_per_run=batched[0]["steps"], sequential_runs=n_sequential,
+               sequential_s=seq_s, sequential_runs_per_s=n_sequential / seq_s, batched_members=n_members,
+               batched_s=batch_s, batched_runs_per_s=n_members / batch_s,
+               speedup=(n_members / batch_s) / (n_sequential / seq_s), peak_rss_mib_after_sequential=rss_sequential,
+               peak_rss_mib_after_batched=peak_rss_mib(), max_test_nll_gap=nll_gap, loadavg=os.getloadavg())
+    print(f"{name:12s} sequential {row['sequential_runs_per_s']:7.3f} runs/s ({n_sequential} runs, {seq_s:.1f} s) | "
+          f"batched {row['batched_runs_per_s']:7.3f} runs/s ({n_members} members, {batch_s:.1f} s) | "
+          f"speed-up {row['speedup']:.1f}x | peak RSS {row['peak_rss_mib_after_batched']:.0f} MiB | "
+          f"max |test NLL gap| {nll_gap:.1e} | load {row['loadavg'][0]:.1f}", flush=True)
+    return row
+
+
+def compare_stacking(members: int = 100, batch: int = 20, repeats: int = 20) -> dict:
+    """Forward + backward of ``members`` spirals MLPs: hand-stacked baddbmm against vmap(functional_call)."""
+    models = [build_model("mlp", input_shape=(2,), num_outputs=2, seed=s) for s in range(members)]
+    params, _ = torch.func.stack_module_state(models)
+    params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    x = torch.randn(members, batch, 2, generator=torch.Generator().manual_seed(0))
+    names = [k for k in params if k.endswith("weight")]
+
+    def by_bmm():
+        h = x
+        for i, name in enumerate(names):
+            h = torch.baddbmm(params[name[:-6] + "bias"].unsqueeze(1), h, params[name].transpose(1, 2))
+            h = torch.relu(h) if i < len(names) - 1 else h
+        h.square().sum().backward()
+
+    template = models[0]
+
+    def by_vmap():
+        out = torch.vmap(lambda p, xb: torch.func.functional_call(template, p, (xb,)))(params, x)
+        out.square().sum().backward()
+
+    row = {}
+    for label, fn in (("baddbmm", by_bmm), ("vmap_functional_call", by_vmap)):
+        fn()
+        _, seconds = timed(lambda: [fn() for _ in range(repeats)])
+        row[f"{label}_ms"] = 1000 * seconds / repeats
+    print(f"stacked forward+backward of {members} MLPs (batch {batch}): baddbmm {row['baddbmm_ms']:.2f} ms, "
+          f"vmap(functional_call) {row['vmap_functional_call_ms']:.2f} ms", flush=True)
+    return row
+
+
+def fig3_sweep(epochs: int, seeds: int) -> dict:
+    """Local Mixup Fig. 3: every eps x seeds, one batched call per eps (as ``batch_group_key`` groups them)."""
+    start = time.perf_counter()
+    per_eps = []
+    for eps, batch_size in zip(FIG3_EPS, FIG3_BATCH):
+        configs = [dict(BASE, method="local_mixup", eps=eps, batch_size=batch_size, epochs=epochs, seed=seed)
+                   for seed in range(seeds)]
+        results, seconds = timed(lambda: train_batched(configs))
+        mean_error = sum(r["test_error"] for r in results) / len(results)
+        per_eps.append(dict(eps=eps, batch_size=batch_size, seconds=seconds, mean_test_error=mean_error))
+        print(f"  eps {eps:4.1f} (batch {batch_size:3d}): {seeds} runs in {seconds:6.1f} s, "
+              f"mean test error {mean_error:.3f}", flush=True)
+    measured = time.perf_counter() - start
+    extrapolated = measured * 200 / epochs
+    print(f"Fig. 3 sweep, {len(FIG3_EPS)} eps x {seeds} seeds x {epochs} epochs: MEASURED {measured:.0f} s; "
+          f"EXTRAPOLATED to the paper's 200 epochs: {extrapolated / 60:.1f} min (estimate, not measured)", flush=True)
+    return dict(epochs=epochs, seeds=seeds, measured_s=measured, extrapolated_200_epochs_s=extrapolated,
+                extrapolation="measured_s * 200 / epochs (not measured)", per_eps=per_eps, loadavg=os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 epoch, 10 sequential runs, 100 members, Fig. 3 with 20 seeds")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both ways (default 1)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 2; 1 with --quick)")
+    parser.add_argument("--sequential", type=int, default=None, help="one-at-a-time runs timed (default 100; 10 quick)")
+    parser.add_argument("--members", type=int, default=100, help="members of the batched run")
+    parser.add_argument("--fig3-epochs", type=int, default=2, help="epochs of the timed Fig. 3 sweep")
+    parser.add_argument("--fig3-seeds", type=int, default=None, help="seeds per eps (default 100; 20 quick)")
+    parser.add_argument("--no-fig3", action="store_true", help="skip the Fig. 3 sweep")
+    args = parser.parse_args()
+    epochs = args.epochs or (1 if args.quick else 2)
+    n_sequential = args.sequential or (10 if args.quick else 100)
+    fig3_seeds = args.fig3_seeds or (20 if args.quick else 100)
+    torch.set_num_threads(args.threads)
+    warm_up = [dict(BASE, **METHODS[name], epochs=1, seed=0, dataset_params={"n_per_class": 50}) for name in METHODS]
+    [train(c) for c in warm_up], train_batched(warm_up[:1])  # imports and first-call costs stay out of the timings
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPUs, load {os.getloadavg()}",
+          flush=True)
+    report = dict(torch=torch.__version__, threads=args.threads, cpus=os.cpu_count(), machine=platform.machine(),
+                  quick=args.quick, loadavg_start=os.getloadavg(),
+                  methods=[compare_method(name, epochs, n_sequential, args.members) for name in METHODS],
+                  stacking=compare_stacking())
+    if not args.no_fig3:
+        report["fig3"] = fig3_sweep(args.fig3_epochs, fig3_seeds)
+    report["loadavg_end"] = os.getloadavg()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2))
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
