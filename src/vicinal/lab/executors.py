@@ -14,6 +14,7 @@ import concurrent.futures as cf
 import copy
 import json
 import multiprocessing
+import os
 import signal
 import socket
 import time
@@ -136,10 +137,15 @@ def run_task(task: Task) -> list[Outcome]:
     return [Outcome(c, m, error, started, finished, wall_s, len(configs), host) for c, m in zip(configs, metrics)]
 
 
-def _ignore_sigint() -> None:
+def _init_worker(threads: int) -> None:
     # Ctrl-C reaches the whole process group; only the parent should react, by
     # terminating the workers, so they do not each print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Each worker gets its share of the cores: N workers x all-core torch thread pools
+    # oversubscribe the machine and make small models many times slower.
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _check_workers(workers: Any, allow_none: bool) -> None:
@@ -186,7 +192,9 @@ class LocalExecutor:
                 yield run_task(task)
             return
         context = multiprocessing.get_context(self.mp_context)
-        pool = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_ignore_sigint)
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        pool = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+                                      initargs=(threads,))
         tasks = iter(tasks)
         in_flight: set[cf.Future] = set()
         try:
