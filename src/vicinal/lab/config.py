@@ -38,7 +38,8 @@ class RunConfig:
     Methods: ``erm`` (plain training), ``mixup`` (Zhang et al. 2018), ``local_mixup`` (Baena et al.
     2022, eq. 2; ``graph``, ``eps`` / ``n_neighbors`` / ``decay``, ``sampling``), ``kmixup``
     (Greenewald et al. 2023; ``k``), ``modified_data`` (ERM on the shrunk data of Carratino et al. 2020,
-    eq. 20) and ``approx_mixup`` (the approximate mixup risk, Carratino et al. 2020, Theorem 2).
+    eq. 20) and ``approx_mixup`` (the approximate mixup risk, Carratino et al. 2020, Theorem 2, trained
+    without the R2 term as in the paper's Fig. 2: with R2 the objective is unbounded below).
     """
 
     dataset: str = "spirals"
