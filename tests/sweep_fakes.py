@@ -17,6 +17,8 @@ import time
 import uuid
 from pathlib import Path
 
+import torch
+
 from vicinal.lab.store import ResultStore, canonical_json, config_key
 
 
@@ -35,7 +37,7 @@ def _mark(config: dict, kind: str, payload: object) -> None:
 
 def fake_run(config: dict) -> dict:
     """Run function: leaves a marker, sleeps ``config['sleep']`` s, may fail on ``fail_seed``."""
-    _mark(config, "run", {"pid": os.getpid()})
+    _mark(config, "run", {"pid": os.getpid(), "threads": torch.get_num_threads()})
     time.sleep(config.get("sleep", 0.0))
     if config.get("fail_seed") == config["seed"]:
         raise RuntimeError(f"planned failure for seed {config['seed']}")

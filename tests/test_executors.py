@@ -61,6 +61,7 @@ def test_run_task_batched_keeps_order():
     [
         (lambda: LocalExecutor(0), ValueError, "workers must be a positive int, got 0"),
         (lambda: LocalExecutor(2, mp_context="fork"), ValueError, "mp_context must be one of .* got 'fork'"),
+        (lambda: LocalExecutor(2, threads=0), ValueError, "threads must be a positive int or None, got 0"),
         (lambda: make_executor("local", address="auto"), ValueError, "address='auto' only applies to executor='ray'"),
         (lambda: make_executor("dask"), ValueError, "executor must be 'local' or 'ray', got 'dask'"),
         (lambda: RayExecutor(address=6379), TypeError, "address must be a str or None, got int"),
@@ -95,8 +96,10 @@ def test_ctrl_c_stops_a_process_pool_sweep_and_its_workers(tmp_path):
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
     _, err = process.communicate(timeout=60)
     assert process.returncode != 0 and "sweep interrupted" in err
-    worker_pids = {json.loads(p.read_text())["pid"] for p in markers.glob("run-*")}
+    marks = [json.loads(p.read_text()) for p in markers.glob("run-*")]
+    worker_pids = {mark["pid"] for mark in marks}
     assert 1 <= len(worker_pids) <= 2 and process.pid not in worker_pids  # ran in pool workers
+    assert {mark["threads"] for mark in marks} == {max(1, os.cpu_count() // 2)}  # cores shared, not oversubscribed
     assert not any(_alive(pid) for pid in worker_pids)
     with ResultStore(store_path) as store:
         rows = store.rows()

@@ -142,7 +142,9 @@ def _init_worker(threads: int) -> None:
     # terminating the workers, so they do not each print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Each worker gets its share of the cores: N workers x all-core torch thread pools
-    # oversubscribe the machine and make small models many times slower.
+    # oversubscribe the machine and make small models many times slower (Ray does
+    # the same through OMP_NUM_THREADS).
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     import torch
 
     torch.set_num_threads(threads)
@@ -166,14 +168,23 @@ class LocalExecutor:
         pickling); more uses a :class:`concurrent.futures.ProcessPoolExecutor`.
     mp_context : {"spawn", "forkserver"}, default "spawn"
         Start method of the worker processes ("fork" is unsafe with torch threads).
+    threads : int, optional
+        Torch threads in each worker process; default ``cpu_count // workers``
+        (at least 1), so that the workers together use each core once.  Not used
+        when ``workers == 1`` (this process keeps its own setting).
     """
 
-    def __init__(self, workers: int = 1, *, mp_context: str = "spawn") -> None:
+    def __init__(self, workers: int = 1, *, mp_context: str = "spawn", threads: int | None = None) -> None:
         _check_workers(workers, allow_none=False)
         if mp_context not in _MP_CONTEXTS:
             raise ValueError(f"mp_context must be one of {_MP_CONTEXTS}, got {mp_context!r}")
+        if threads is None:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ValueError(f"threads must be a positive int or None, got {threads!r}")
         self.workers = workers
         self.mp_context = mp_context
+        self.threads = threads
 
     def map_unordered(self, tasks: Iterable[Task]) -> Iterator[list[Outcome]]:
         """Yield each task's outcomes as it finishes.
@@ -192,9 +203,9 @@ class LocalExecutor:
                 yield run_task(task)
             return
         context = multiprocessing.get_context(self.mp_context)
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
-        pool = cf.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                      initargs=(threads,))
+        pool = cf.ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_init_worker, initargs=(self.threads,)
+        )
         tasks = iter(tasks)
         in_flight: set[cf.Future] = set()
         try:
