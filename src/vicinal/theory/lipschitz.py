@@ -17,6 +17,10 @@ long version.  The definition used here, derived from Sec. V-B's description:
 * Computable version.  lam runs over the grid {0, 1/(G-1), ..., 1} (G = ``n_lambda``).
   This keeps a subset of the constraints, so the result is still a valid lower bound
   on L, and it increases towards the continuous supremum as the grid is refined.
+  In low dimension segments of different classes cross or nearly cross, so the
+  continuous Q(D) is often infinite and the grid value grows with ``n_lambda``; the
+  paper's finite CIFAR-10 values (Fig. 4) reflect high-dimensional data where
+  segments rarely meet.
   Norms are Euclidean on inputs and targets (targets as one-hot / soft-label vectors
   or scalars).  V_eps grows with eps, so Q(D) is nondecreasing in eps.
 

@@ -502,11 +502,12 @@ def best_linear_fit(x, y, weights=None, *, alpha: float = 1.0) -> tuple[float, f
     Theorem IV.3 says Mixup and Local Mixup give the same (a, b).  Mixup's optimum is
     ordinary least squares (OLS minimises sum r_i^2 and has sum r_i = 0, the two terms
     of r^T M r for W = 11^T).  A graph W gives the same answer iff
-    X^T M r_OLS = 0 with X = [x, 1]; this holds when y is exactly affine, and when W has
-    constant degree and maps affine functions of x to affine functions (e.g. the
-    radius-K graph on the whole integer line, or complete graphs), but NOT in general:
-    for finite data and a kNN graph the two fits differ (see the tests), so the
-    theorem needs such a condition.
+    X^T M r_OLS = 0 with X = [x, 1].  Since X^T r_OLS = 0, this holds when y is exactly
+    affine, and when all row and column sums of W are equal and W + W^T maps affine
+    functions of x to affine functions ((W + W^T) X = X B for some B): e.g. complete
+    graphs with or without self loops, or the radius-K graph on the whole integer line.
+    It does NOT hold in general: for finite data and a kNN graph the two fits differ
+    (see the tests), so the theorem needs such a condition.
 
     Parameters
     ----------
