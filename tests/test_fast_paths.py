@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from vicinal._checks import all_finite
-from vicinal.pairing import _rows
+from vicinal.graphs import squared_distances
+from vicinal.pairing import _costs_to_next_block, _rows
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
@@ -32,3 +33,10 @@ def test_rows_equal_advanced_indexing():
     values = torch.randn(10, 5)
     for index in (torch.randperm(10), torch.randperm(10)[:6].view(2, 3), torch.tensor([3])):
         assert torch.equal(_rows(values, index), values[index])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(2, 1, 3), (2, 5, 7), (4, 32, 3072), (7, 3, 48)])
+def test_costs_to_next_block_equal_squared_distances_to_rolled_blocks(dtype, shape):
+    blocks = torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(_costs_to_next_block(blocks), squared_distances(blocks, blocks.roll(-1, 0)))

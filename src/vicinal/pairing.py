@@ -42,6 +42,18 @@ def _rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return flat.view(*index.shape, values.shape[1])
 
 
+def _costs_to_next_block(blocks: torch.Tensor) -> torch.Tensor:
+    """``squared_distances(blocks, blocks.roll(-1, 0))``: block t (m blocks of (k, d)) against block t + 1 mod m.
+
+    The same operations in the same order as :func:`~vicinal.graphs.squared_distances`, hence the
+    same values, but the squared norms are computed once for both sides (the next block's are the
+    current ones rolled): one (m, k, d) temporary less.
+    """
+    norms = (blocks * blocks).sum(-1)
+    products = blocks @ blocks.roll(-1, 0).transpose(-1, -2)
+    return (norms[:, :, None] + norms.roll(-1, 0)[:, None, :] - 2.0 * products).clamp_min_(0.0)
+
+
 class OptimalTransportPairing:
     r"""k-Mixup pairing: optimal-transport matching of disjoint random blocks of ``k`` samples.
 
@@ -106,19 +118,27 @@ class OptimalTransportPairing:
             partner = torch.empty_like(order)
             partner[order] = targets
             return partner.to(x.device)
-        return self._match(x, x if partner_x is None else partner_x, order, targets, n_blocks).to(x.device)
+        return self._match(x, partner_x, order, targets, n_blocks).to(x.device)
 
-    def _match(self, x: torch.Tensor, pool: torch.Tensor, sources: torch.Tensor, targets: torch.Tensor,
-               n_blocks: int) -> torch.Tensor:
-        """Solve the OT matching between ``sources`` and ``targets``, aligned block by block."""
+    def _match(self, x: torch.Tensor, partner_x: torch.Tensor | None, sources: torch.Tensor,
+               targets: torch.Tensor, n_blocks: int) -> torch.Tensor:
+        """Solve the OT matching between ``sources`` and ``targets``, aligned block by block.
+
+        ``targets`` index ``partner_x``, or ``x`` itself when it is None; in that case the full
+        blocks of ``targets`` are those of ``sources`` shifted by one block.
+        """
         k, n = self.k, x.shape[0]
+        pool = x if partner_x is None else partner_x
         x_flat, pool_flat = x.reshape(n, -1), pool.reshape(pool.shape[0], -1)
         partner = torch.empty(n, dtype=torch.long)
         cut = n_blocks * k
         if n_blocks:
             src = sources[:cut].view(n_blocks, k)
             dst = targets[:cut].view(n_blocks, k)
-            cost = squared_distances(_rows(x_flat, src), _rows(pool_flat, dst))
+            if partner_x is None:
+                cost = _costs_to_next_block(_rows(x_flat, src))
+            else:
+                cost = squared_distances(_rows(x_flat, src), _rows(pool_flat, dst))
             partner[src] = dst.gather(1, _solve_assignments(cost))
         if cut < n:
             src, dst = sources[cut:], targets[cut:]
