@@ -92,7 +92,7 @@ class LocalityGraph:
         if self.needs_full_matrix:
             return self.matrix(x, partner_x).gather(1, partner[:, None]).squeeze(1)
         source = x if partner_x is None else partner_x
-        dist = paired_distances(x, source[partner], metric=self.metric)
+        dist = paired_distances(x, source.index_select(0, partner), metric=self.metric)
         return self.weights_from_distances(dist, same_set=False)
 
 
