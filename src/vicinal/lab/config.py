@@ -197,7 +197,7 @@ def apply_settings(settings: dict[str, Any], items: Sequence[str]) -> dict[str, 
     Values are parsed like TOML values (``1``, ``0.5``, ``true``, ``[1, 2]``), bare words stay strings
     (``method=mixup``), so the command line reads like the sweep files.
     """
-    from .sweep import _parse_value  # one value syntax for sweep files and the command line
+    from .sweep import parse_value  # one value syntax for sweep files and the command line
 
     result = copy.deepcopy(dict(settings))
     for item in items:
@@ -210,7 +210,7 @@ def apply_settings(settings: dict[str, Any], items: Sequence[str]) -> dict[str, 
             table = table.setdefault(parent, {})
             if not isinstance(table, dict):
                 raise ValueError(f"override {item!r}: {parent!r} is not a table of settings")
-        table[leaf] = _parse_value(text, item)
+        table[leaf] = parse_value(text, item)
     return result
 
 

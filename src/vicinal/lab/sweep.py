@@ -60,6 +60,7 @@ __all__ = [
     "expand_grid",
     "load_sweep",
     "parse_sweep",
+    "parse_value",
     "run_sweep",
     "spec_from_overrides",
 ]
@@ -239,14 +240,18 @@ def load_sweep(path: str | os.PathLike, overrides: Sequence[str] = ()) -> SweepS
 _BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
 
 
-def _parse_value(text: str, item: str) -> Any:
+def parse_value(text: str, item: str) -> Any:
+    """Parse one override value: TOML (``1``, ``0.5``, ``true``, ``[1, 2]``), a bare word, or ``a,b,c``.
+
+    ``item`` is the whole ``key=value`` text, quoted in error messages.
+    """
     text = text.strip()
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         pass
     if "," in text and not text.startswith(("[", "{", '"', "'")):
-        return [_parse_value(part, item) for part in text.split(",")]
+        return [parse_value(part, item) for part in text.split(",")]
     if _BARE_WORD.match(text):
         return text  # so that method=mixup works without shell-quoted TOML quotes
     raise ValueError(
@@ -288,7 +293,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict:
             raise ValueError(f"override {item!r} must look like key=value (e.g. grid.alpha=0.5,1)")
         path, text = item.split("=", 1)
         parts = path.strip().split(".")
-        value = _parse_value(text, item)
+        value = parse_value(text, item)
         shape_ok = (
             (len(parts) == 1 and parts[0] in ("name", "seeds"))
             or (len(parts) == 2 and parts[0] in ("base", "grid"))
