@@ -16,7 +16,7 @@ import pytest
 from vicinal.lab.reproduce import REPRODUCTIONS, run_reproduction
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-THEORY = ("local-1d", "kmixup-clusters", "alpha-calibration")
+THEORY = ("local-1d", "kmixup-clusters", "alpha-calibration", "lipschitz")
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,12 @@ def test_alpha_calibration_caps_are_below_the_ceiling(quick_runs):
     assert all(float(c) <= ceiling_values.max() + 1e-9 for c in capped)
     # The ceiling falls as k grows: optimal matching brings partners closer.
     assert np.all(np.diff(ceiling_values) < 0)
+
+
+def test_lipschitz_mixup_bound_above_vanilla(quick_runs):
+    text = quick_runs[1]["lipschitz"]
+    for dataset in ("digits", "spirals"):
+        block = text.split(f"**{dataset}**")[1]
+        vanilla = float(re.search(r"^\| 0\.00 \(vanilla\) \| ([0-9.e+]+) \|", block, flags=re.M).group(1))
+        mixup = float(re.search(r"^\| [0-9.]+ \(Mixup\) \| ([0-9.e+]+) \|", block, flags=re.M).group(1))
+        assert mixup > vanilla > 0

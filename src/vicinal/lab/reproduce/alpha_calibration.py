@@ -155,8 +155,8 @@ def reproduce(ctx: Context) -> Section:
         "9's k = 1 values, so this checks our reconstruction, not Algorithm 1). " if gaps else "")
     summary += (
         f"The simulated xi of real k-Mixup pairs at alpha_k agrees with Algorithm 1's factorised xi_k to within "
-        f"{sim_worst:.1f} CI half-widths (worst cell). In {n_unreachable} of {n_cells} (alpha_1, k) cells no alpha_k reaches the "
-        "target: with block size k, xi can never exceed sqrt(E W2^2 / 4), and optimal matching shrinks E W2^2 "
+        f"{sim_worst:.1f} CI half-widths (worst cell). In {n_unreachable} of {n_cells} (alpha_1, k) cells no "
+        "alpha_k reaches the target: with block size k, xi can never exceed sqrt(E W2^2 / 4), and optimal matching shrinks E W2^2 "
         "as k grows. Table 9 labels every k of a column with the k = 1 value of xi; in the unreachable cells "
         "listed above (those with k <= 16 are cells of Table 9), Algorithm 1 stops at gamma and k-Mixup runs "
         "with a smaller xi than the column states, unless the authors' data differ from our reconstructions.")
