@@ -69,7 +69,7 @@ def optimal_matching(a, b) -> np.ndarray:
 
 
 def sample_separated_clusters(
-    k: int, probs, *, dim: int = 2, radius: float = 1.0, centre_distance: float = 13.0, seed=None
+    k: int, probs, *, dim: int = 2, radius: float = 1.0, centre_distance: float = 13.0, seed=0
 ):
     """Draw ``k`` points from an (m, radius)-clusterable law meeting Lemma 3.3's spacing.
 
@@ -96,7 +96,7 @@ def sample_separated_clusters(
         Distance between cluster centres in units of ``radius``; must be > 2 (disjoint
         balls).
     seed : int or numpy.random.Generator
-        Source of randomness.
+        Integer seed or a numpy Generator (the simulations pass theirs along).
 
     Returns
     -------
