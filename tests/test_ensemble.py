@@ -5,12 +5,15 @@ import logging
 import pytest
 import torch
 
-from vicinal.lab.ensemble import (StackedAdam, StackedModel, StackedSGD, UnsupportedModelError, batch_group_key,
-                                  fit_batched, run_batch, train_batched)
+from vicinal.lab.ensemble import (StackedAdam, StackedModel, StackedSGD, UnsupportedModelError, _gamma_draws,
+                                  _lam_from_gamma_draws, _random_partners, batch_group_key, fit_batched, run_batch,
+                                  train_batched)
 from vicinal.lab.models import build_model
 from vicinal.lab.store import ResultStore
 from vicinal.lab.sweep import run_sweep
 from vicinal.lab.trainer import train
+from vicinal.lam import sample_lam
+from vicinal.pairing import RandomPairing
 
 SMALL = dict(dataset="spirals", dataset_params={"n_per_class": 60}, model="mlp", model_params={"widths": [16, 16]},
              optimizer="adam", lr=0.01, epochs=3, batch_size=16, eps=1.5, k=4)
@@ -94,6 +97,23 @@ def test_chunk_size_is_logged(caplog):
     assert "chunks of 2" in caplog.text
 
 
+@pytest.mark.parametrize("alpha", [0.05, 1.0, 3.5])
+@pytest.mark.parametrize("truncate", [False, True])
+def test_vectorised_lambda_and_partner_draws_equal_the_core(alpha, truncate):
+    """The ensemble's per-member draws are sample_lam's and RandomPairing's, from the same generator state."""
+    draws, partners, expected_lam, expected_partners = [], [], [], []
+    for seed in range(20):
+        generator, core_generator = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        draws += _gamma_draws(torch.full((1,), alpha + 1.0, dtype=torch.float64), generator)
+        partners.append(_random_partners(7, generator))
+        expected_lam.append(sample_lam(7, alpha, truncate=truncate, generator=core_generator, dtype=torch.float64)[0])
+        expected_partners.append(RandomPairing()(torch.zeros(7, 2), generator=core_generator))
+    lam = _lam_from_gamma_draws(torch.cat(draws).view(-1, 4), torch.full((20,), alpha, dtype=torch.float64),
+                                torch.full((20,), truncate))
+    torch.testing.assert_close(lam, torch.stack(expected_lam), rtol=1e-12, atol=0)
+    assert all(torch.equal(a, b) for a, b in zip(partners, expected_partners))
+
+
 @pytest.mark.parametrize("name, params, input_shape", [
     ("mlp", {"widths": [5, 4], "activation": "tanh"}, (3,)),
     ("rff", {"n_features": 7}, (3,)),
@@ -134,7 +154,7 @@ def test_stacked_optimisers_match_torch_and_idle_members_do_not_move(optimizer):
 
 
 BATCHNORM = dict(dataset="digits", model="preact_resnet18", model_params={"width": 2}, method="mixup",
-                 epochs=1, batch_size=256, seed=0)
+                 epochs=1, batch_size=512, seed=0)
 
 
 def test_batchnorm_model_is_refused_by_name_and_run_batch_falls_back(caplog):

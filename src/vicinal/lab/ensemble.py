@@ -429,6 +429,9 @@ class _Step:
         self.threshold = self._graph_members(Threshold, "eps")
         self.exponential = self._graph_members(Exponential, "decay")
         self.reduction = [c.reduction if c.method in MIXING_METHODS else "mean" for c in configs]
+        self.alpha = torch.tensor([c.alpha for c in configs], dtype=torch.float64)
+        self.truncate = torch.tensor([c.truncate for c in configs])
+        self.concentration = [torch.full((1,), c.alpha + 1.0, dtype=torch.float64) for c in configs]
 
     def _graph_members(self, kind: type, field: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(mask (M, 1), parameter (M, 1)) of members whose uniform-sampling weights are vectorised."""
@@ -464,16 +467,32 @@ class _Step:
         return weighted.sum(1) / self._divisor(weights, active)
 
     def _draw(self, x: torch.Tensor, active: torch.Tensor):
+        """Lambdas, partners and full-matrix weights of the active members, each from its own generator.
+
+        The Gamma / uniform draws of one-lambda-per-batch members are collected first and turned
+        into lambdas for all of them at once (:func:`_lam_from_gamma_draws`).
+        """
         lam = torch.ones(x.shape[:2], dtype=x.dtype)
         partner = torch.arange(x.shape[1]).repeat(x.shape[0], 1)
         weights = torch.ones(x.shape[:2], dtype=x.dtype)
+        rows, members, draws = [], [], []
         for row, m in enumerate(active.tolist()):
             if not self.mixes[m]:
                 continue
-            size = self.members[m].batch_size
-            lam[row, :size], partner[row, :size], member_weights = _draw_member(self.members[m], x[row, :size])
+            member, size = self.members[m], self.members[m].batch_size
+            if member.mixer.lam_mode == "batch":
+                rows.append(row)
+                members.append(m)
+                draws += _gamma_draws(self.concentration[m], member.mix_generator)
+            else:
+                lam[row, :size] = sample_lam(size, member.mixer.alpha, lam_mode="sample", truncate=member.mixer.truncate,
+                                             generator=member.mix_generator, dtype=x.dtype)
+            partner[row, :size], member_weights = _pair_member(member, x[row, :size])
             if member_weights is not None:
                 weights[row, :size] = member_weights
+        if rows:
+            draws = torch.cat(draws).view(-1, 4)
+            lam[rows] = _lam_from_gamma_draws(draws, self.alpha[members], self.truncate[members]).to(x.dtype)[:, None]
         return lam, partner, weights
 
     def _graph_weights(self, x: torch.Tensor, partners: torch.Tensor, weights: torch.Tensor,
@@ -507,23 +526,59 @@ class _Step:
         return divisor
 
 
-def _draw_member(member: _Member, features: torch.Tensor):
-    """Member m's lambda, partners and (when not vectorised) weights: the draws of ``Mixer.__call__``.
+def _gamma_draws(concentration: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+    r"""The four random draws of ``sample_lam(B, alpha, lam_mode="batch", generator=generator)``, in its order.
 
-    Same core functions, same generator, same order: ``sample_lam`` then the pairing (with the
-    graph matrix first for weighted sampling). Returns weights only where they need the full graph
-    matrix (weighted sampling, kNN); threshold / exponential pair weights are vectorised afterwards.
+    ``vicinal.lam.sample_lam`` draws :math:`G(\alpha + 1)` then :math:`U` for each of its two Gamma
+    variables (``concentration`` holds :math:`\alpha + 1`). Only the draws stay per member; the
+    arithmetic that turns them into lambda runs for all members at once. ``tests/test_ensemble.py``
+    pins this to ``sample_lam``.
+    """
+    return [torch._standard_gamma(concentration, generator=generator),
+            torch.rand(1, dtype=torch.float64, generator=generator),
+            torch._standard_gamma(concentration, generator=generator),
+            torch.rand(1, dtype=torch.float64, generator=generator)]
+
+
+def _lam_from_gamma_draws(draws: torch.Tensor, alpha: torch.Tensor, truncate: torch.Tensor) -> torch.Tensor:
+    r"""Lambda of each member from its :func:`_gamma_draws` (rows of ``draws``), as ``sample_lam`` computes it.
+
+    :math:`\log G(\alpha) = \log G(\alpha + 1) + \log(1 - U) / \alpha` and
+    :math:`\lambda = \sigma(\log G_1 - \log G_2)`, then :math:`\max(\lambda, 1 - \lambda)` where truncated.
+    """
+    log_g1 = torch.log(draws[:, 0]) + torch.log(1.0 - draws[:, 1]) / alpha
+    log_g2 = torch.log(draws[:, 2]) + torch.log(1.0 - draws[:, 3]) / alpha
+    lam = torch.sigmoid(log_g1 - log_g2)
+    return torch.where(truncate, torch.maximum(lam, 1.0 - lam), lam)
+
+
+def _random_partners(size: int, generator: torch.Generator) -> torch.Tensor:
+    """``RandomPairing()``'s partners: one ``randperm``, each sample paired with the next in that cycle."""
+    order = torch.randperm(size, generator=generator)
+    partner = torch.empty_like(order)
+    partner[order] = order.roll(-1)
+    return partner
+
+
+def _pair_member(member: _Member, features: torch.Tensor):
+    """Member m's partners and (when not vectorised) loss weights: the pairing step of ``Mixer.__call__``.
+
+    The mixer's own pairing (k-Mixup's optimal transport, weighted sampling on the graph matrix)
+    with member m's generator, right after its lambda draws, as the mixer does; random pairing
+    (k = 1) is :func:`_random_partners`. Returns weights only where they need the full graph matrix
+    (weighted sampling, kNN); threshold / exponential pair weights are vectorised afterwards.
     """
     mixer, generator = member.mixer, member.mix_generator
-    lam = sample_lam(features.shape[0], mixer.alpha, lam_mode=mixer.lam_mode, truncate=mixer.truncate,
-                     generator=generator, dtype=features.dtype)
     if isinstance(mixer.pairing, GraphPairing):
         graph_weights = mixer.graph.matrix(features)
-        return lam, mixer.pairing(graph_weights, generator=generator), graph_weights.mean(dim=1)
-    partner = mixer.pairing(features, None, generator=generator)
+        return mixer.pairing(graph_weights, generator=generator), graph_weights.mean(dim=1)
+    if mixer.pairing.k == 1:
+        partner = _random_partners(features.shape[0], generator)
+    else:
+        partner = mixer.pairing(features, None, generator=generator)
     if mixer.graph is not None and mixer.graph.needs_full_matrix:
-        return lam, partner, mixer.graph.pair_weights(features, None, partner)
-    return lam, partner, None
+        return partner, mixer.graph.pair_weights(features, None, partner)
+    return partner, None
 
 
 # --------------------------------------------------------------------------- training
