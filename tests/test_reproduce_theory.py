@@ -83,6 +83,12 @@ def test_local_1d_numbers(quick_runs):
     # Eq. (1) with equal weights is far from the minimiser; the density barycenter is close.
     lemma = re.findall(r"^\| (\d+) \| ([0-9.e+-]+) \| ([0-9.]+) \|$", text, flags=re.M)
     assert lemma and all(float(d) < 0.05 < float(c) for _, d, c in lemma)
+    # Thm IV.2: the exact variance never exceeds the upper bound 8 / K, and simulation tracks it.
+    iid = _table_after(text, "**Thm IV.2")
+    assert iid[0][:5] == ["K", "Var exact", "Var simulated", "lower 16/K^2", "upper 8/K"]
+    for k, exact, simulated, _, upper, _ in iid[1:]:
+        assert float(exact) <= float(upper) == pytest.approx(8 / int(k), abs=1e-4)
+        assert float(simulated) == pytest.approx(float(exact), rel=0.15)
 
 
 def test_kmixup_clusters_two_clusters_always_exact(quick_runs):
@@ -96,17 +102,32 @@ def test_kmixup_clusters_two_clusters_always_exact(quick_runs):
             assert float(exact) == 100.0 and excess == "0"
 
 
-def test_alpha_calibration_caps_are_below_the_ceiling(quick_runs):
-    text = quick_runs[1]["alpha-calibration"]
-    ceiling = re.search(r"^\| largest xi for any alpha \|  \| (.+) \|$", text, flags=re.M)
-    assert ceiling is not None
-    ceiling_values = np.array([float(v) for v in ceiling.group(1).split(" | ")])
-    capped = re.findall(r"cap \(([0-9.]+)\)", text)
-    assert capped
-    # a capped cell reached at most the ceiling of some k (alpha_k = gamma is large, not infinite)
-    assert all(float(c) <= ceiling_values.max() + 1e-9 for c in capped)
-    # The ceiling falls as k grows: optimal matching brings partners closer.
-    assert np.all(np.diff(ceiling_values) < 0)
+def _table_after(text: str, marker: str) -> list[list[str]]:
+    """Cells of the first Markdown table after ``marker`` (header row included, separator dropped)."""
+    block = text.split(marker, 1)[1]
+    lines = re.search(r"((?:^\|.*\|\n)+)", block, flags=re.M).group(1).strip().splitlines()
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if not line.startswith("|---")]
+
+
+def test_alpha_calibration_table(quick_runs):
+    table = _table_after(quick_runs[1]["alpha-calibration"], "**one_ring**")
+    header, rows = table[0], table[1:]
+    ceiling = [float(v) for v in rows[-1][2:]]
+    # The ceiling sqrt(E W2^2 / 4) falls as k grows: optimal matching brings partners closer.
+    assert rows[-1][0] == "largest xi for any alpha" and np.all(np.diff(ceiling) < 0)
+    saw_cap = saw_alpha = False
+    for row in rows[:-1]:
+        alpha_1, xi_1 = float(row[0]), float(row[2])
+        assert xi_1 <= ceiling[0]
+        for column, cell in enumerate(row[3:], start=3):
+            capped = re.fullmatch(r"cap \(([0-9.]+)\)", cell)
+            if capped:  # stopped at gamma: below the target and below that k's ceiling
+                saw_cap = True
+                assert float(capped.group(1)) < xi_1 and float(capped.group(1)) <= ceiling[column - 2]
+            else:  # Algorithm 1 only ever raises alpha
+                saw_alpha = True
+                assert float(cell) >= alpha_1, (header[column], cell)
+    assert saw_cap and saw_alpha
 
 
 def test_lipschitz_mixup_bound_above_vanilla(quick_runs):

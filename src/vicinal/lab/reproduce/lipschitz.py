@@ -86,6 +86,18 @@ def _dataset(ctx: Context, name: str, plan: dict) -> tuple[str, dict, object]:
 
 
 def reproduce(ctx: Context) -> Section:
+    """Compute Q(D) against eps (Baena et al. 2022, Sec. V-B, Fig. 4) on digits and two spirals.
+
+    Parameters
+    ----------
+    ctx : Context
+        Output folders and ``quick`` (tiny subsamples for CI).
+
+    Returns
+    -------
+    Section
+        Q(D) per eps and subsample seed, a lam-grid refinement check, and one figure per dataset.
+    """
     plan = _plan(ctx.quick)
     digits_text, digits, digits_fig = _dataset(ctx, "digits", plan)
     spirals_text, spirals, spirals_fig = _dataset(ctx, "spirals", plan)
