@@ -137,3 +137,21 @@ def test_lipschitz_mixup_bound_above_vanilla(quick_runs):
         vanilla = float(re.search(r"^\| 0\.00 \(vanilla\) \| ([0-9.e+]+) \|", block, flags=re.M).group(1))
         mixup = float(re.search(r"^\| [0-9.]+ \(Mixup\) \| ([0-9.e+]+) \|", block, flags=re.M).group(1))
         assert mixup > vanilla > 0
+
+
+def test_simulated_xi_agrees_with_factorised_xi_and_rejects_bad_input():
+    from vicinal.alpha import perturbation_rms
+    from vicinal.lab.reproduce.alpha_calibration import simulated_xi
+
+    x = np.random.default_rng(0).normal(size=(60, 3))
+    for k in (1, 8):
+        xi, half = simulated_xi(x, k=k, alpha=2.0, n_pairs=4000, seed=0)
+        factorised = perturbation_rms(x, k=k, alpha=2.0, n_trials=20_000, seed=1)
+        assert 0 < half < 0.05 * xi
+        assert abs(xi - factorised) < 3 * half + 0.02 * factorised  # the factorised one is noisy too
+    with pytest.raises(ValueError, match="k must be in"):
+        simulated_xi(x, k=61, alpha=1.0, n_pairs=400, seed=0)
+    with pytest.raises(ValueError, match="alpha must be"):
+        simulated_xi(x, k=2, alpha=0.0, n_pairs=400, seed=0)
+    with pytest.raises(ValueError, match="n_pairs must be >= 2 \\* k"):
+        simulated_xi(x, k=8, alpha=1.0, n_pairs=10, seed=0)
