@@ -6,7 +6,7 @@ regression of Carratino et al. 2020, App. B.3, LeNet on 8x8 digits) spend their 
 kernel-launch overhead, so :func:`train_batched` trains M of them as one stacked ensemble: every
 parameter gets a leading member axis, layers run as batched matrix products (``torch.baddbmm``) or
 grouped convolutions, one backward pass serves all members (their parameters are disjoint, so each
-gets exactly its own gradient) and SGD / Adam update all members in a few vectorised operations.
+gets exactly its own gradient) and torch's fused SGD / Adam kernels update all members at once.
 
 Randomness protocol: the one of :mod:`vicinal.lab.trainer`, member by member. Member m has its own
 initial weights (``derive_seed(seed, "init")``), data (``effective_data_seed``), epoch orders (its
@@ -16,6 +16,11 @@ the locality-graph matrix for weighted sampling) with member m's generator, in t
 :class:`vicinal.Mixer` draws them; everything else (gathers, interpolation, paired distances,
 locality weights, losses, updates) is vectorised over members. So member m ends with the
 parameters and metrics ``trainer.train(config_m)`` gives, up to floating-point rounding.
+
+Rounding: the fused Adam kernel rounds differently from torch's default Adam in the last bit.
+Training amplifies such differences now and then: over 100 spirals runs of 160 Adam steps, the
+median test-NLL gap to ``trainer.train`` was 3e-9 and the largest 2e-3 (seed 42), and that run
+equals ``trainer.train`` with ``torch.optim.Adam(fused=True)`` bit for bit.
 
 What may differ inside one batch: ``seed``, ``data_seed``, ``method`` (erm, mixup, local_mixup,
 kmixup, modified_data), ``alpha``, ``graph``, ``eps``, ``n_neighbors``, ``decay``, ``sampling``,
