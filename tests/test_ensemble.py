@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vicinal.lab.ensemble import (StackedAdam, StackedModel, StackedSGD, UnsupportedModelError, _gamma_draws,
-                                  _lam_from_gamma_draws, _random_partners, batch_group_key, fit_batched, run_batch,
+                                  _lam_from_gamma_draws, _write_cycles, batch_group_key, fit_batched, run_batch,
                                   train_batched)
 from vicinal.lab.models import build_model
 from vicinal.lab.store import ResultStore
@@ -95,17 +95,22 @@ def test_chunk_size_is_logged_and_printed_with_progress(caplog, capsys):
 @pytest.mark.parametrize("truncate", [False, True])
 def test_vectorised_lambda_and_partner_draws_equal_the_core(alpha, truncate):
     """The ensemble's per-member draws are sample_lam's and RandomPairing's, from the same generator state."""
-    draws, partners, expected_lam, expected_partners = [], [], [], []
-    for seed in range(20):
+    sizes = [7, 7, 3, 7, 5] * 4  # rows of several lengths, padded to 7
+    draws, orders, expected_lam, expected_partners = [], [], [], []
+    for seed, size in enumerate(sizes):
         generator, core_generator = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
         draws += _gamma_draws(torch.full((1,), alpha + 1.0, dtype=torch.float64), generator)
-        partners.append(_random_partners(7, generator))
-        expected_lam.append(sample_lam(7, alpha, truncate=truncate, generator=core_generator, dtype=torch.float64)[0])
-        expected_partners.append(RandomPairing()(torch.zeros(7, 2), generator=core_generator))
+        orders.append(torch.randperm(size, generator=generator))
+        expected_lam.append(sample_lam(size, alpha, truncate=truncate, generator=core_generator,
+                                       dtype=torch.float64)[0])
+        expected_partners.append(RandomPairing()(torch.zeros(size, 2), generator=core_generator))
     lam = _lam_from_gamma_draws(torch.cat(draws).view(-1, 4), torch.full((20,), alpha, dtype=torch.float64),
                                 torch.full((20,), truncate))
     torch.testing.assert_close(lam, torch.stack(expected_lam), rtol=1e-12, atol=0)
-    assert all(torch.equal(a, b) for a, b in zip(partners, expected_partners))
+    partner = torch.full((20, 7), -1)
+    _write_cycles(partner, list(range(20)), orders)
+    for row, (size, expected) in enumerate(zip(sizes, expected_partners)):
+        assert torch.equal(partner[row, :size], expected) and bool((partner[row, size:] == -1).all())
 
 
 @pytest.mark.parametrize("name, params, input_shape", [

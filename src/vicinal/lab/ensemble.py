@@ -474,30 +474,42 @@ class _Step:
     def _draw(self, x: torch.Tensor, active: torch.Tensor):
         """Lambdas, partners and full-matrix weights of the active members, each from its own generator.
 
-        The Gamma / uniform draws of one-lambda-per-batch members are collected first and turned
-        into lambdas for all of them at once (:func:`_lam_from_gamma_draws`).
+        Only the random draws run member by member, in the mixer's order (lambda, then partners).
+        The Gamma / uniform draws of one-lambda-per-batch members become lambdas for all of them at
+        once (:func:`_lam_from_gamma_draws`), and the random orders of random-pairing members
+        become partners at once (:func:`_write_cycles`).
         """
         lam = torch.ones(x.shape[:2], dtype=x.dtype)
         partner = torch.arange(x.shape[1]).repeat(x.shape[0], 1)
         weights = torch.ones(x.shape[:2], dtype=x.dtype)
-        rows, members, draws = [], [], []
+        rows, members, draws = [], [], []  # members with one lambda per batch
+        cycle_rows, orders = [], []  # members with random pairing
         for row, m in enumerate(active.tolist()):
             if not self.mixes[m]:
                 continue
             member, size = self.members[m], self.members[m].batch_size
+            generator = member.mix_generator
             if member.mixer.lam_mode == "batch":
                 rows.append(row)
                 members.append(m)
-                draws += _gamma_draws(self.concentration[m], member.mix_generator)
+                draws += _gamma_draws(self.concentration[m], generator)
             else:
                 lam[row, :size] = sample_lam(size, member.mixer.alpha, lam_mode="sample", truncate=member.mixer.truncate,
-                                             generator=member.mix_generator, dtype=x.dtype)
-            partner[row, :size], member_weights = _pair_member(member, x[row, :size])
-            if member_weights is not None:
-                weights[row, :size] = member_weights
+                                             generator=generator, dtype=x.dtype)
+            if _is_random_pairing(member.mixer):
+                cycle_rows.append(row)
+                orders.append(torch.randperm(size, generator=generator))
+            else:
+                partner[row, :size], weights[row, :size] = _pair_member(member, x[row, :size])
         if rows:
             draws = torch.cat(draws).view(-1, 4)
             lam[rows] = _lam_from_gamma_draws(draws, self.alpha[members], self.truncate[members]).to(x.dtype)[:, None]
+        _write_cycles(partner, cycle_rows, orders)
+        for row in cycle_rows:  # kNN weights need the whole graph matrix: member by member
+            m = int(active[row])
+            graph, size = self.members[m].mixer.graph, self.members[m].batch_size
+            if graph is not None and graph.needs_full_matrix:
+                weights[row, :size] = graph.pair_weights(x[row, :size], None, partner[row, :size])
         return lam, partner, weights
 
     def _graph_weights(self, x: torch.Tensor, partners: torch.Tensor, weights: torch.Tensor,
@@ -557,33 +569,42 @@ def _lam_from_gamma_draws(draws: torch.Tensor, alpha: torch.Tensor, truncate: to
     return torch.where(truncate, torch.maximum(lam, 1.0 - lam), lam)
 
 
-def _random_partners(size: int, generator: torch.Generator) -> torch.Tensor:
-    """``RandomPairing()``'s partners: one ``randperm``, each sample paired with the next in that cycle."""
-    order = torch.randperm(size, generator=generator)
-    partner = torch.empty_like(order)
-    partner[order] = order.roll(-1)
-    return partner
+def _is_random_pairing(mixer) -> bool:
+    """Random partners (Mixup, Local Mixup "uniform", k-Mixup with k = 1): one ``randperm`` per batch."""
+    return not isinstance(mixer.pairing, GraphPairing) and mixer.pairing.k == 1
 
 
-def _pair_member(member: _Member, features: torch.Tensor):
-    """Member m's partners and (when not vectorised) loss weights: the pairing step of ``Mixer.__call__``.
+def _write_cycles(partner: torch.Tensor, rows: list[int], orders: list[torch.Tensor]) -> None:
+    """``RandomPairing()``'s partners from each member's ``randperm`` order: the next sample in the cycle.
 
-    The mixer's own pairing (k-Mixup's optimal transport, weighted sampling on the graph matrix)
-    with member m's generator, right after its lambda draws, as the mixer does; random pairing
-    (k = 1) is :func:`_random_partners`. Returns weights only where they need the full graph matrix
-    (weighted sampling, kNN); threshold / exponential pair weights are vectorised afterwards.
+    Row ``rows[i]`` of ``partner`` gets ``p[order] = roll(order, -1)`` for ``order = orders[i]``; rows
+    of one length are written with one scatter. ``tests/test_ensemble.py`` pins this to
+    :class:`vicinal.pairing.RandomPairing`.
+    """
+    by_length: dict[int, list[int]] = {}
+    for i, order in enumerate(orders):
+        by_length.setdefault(len(order), []).append(i)
+    for length, chosen in by_length.items():
+        stacked = torch.stack([orders[i] for i in chosen])
+        partner[[rows[i] for i in chosen], :length] = torch.empty_like(stacked).scatter_(1, stacked, stacked.roll(-1, 1))
+
+
+def _pair_member(member: _Member, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Member m's partners and loss weights when its pairing is not random: the step of ``Mixer.__call__``.
+
+    The mixer's own pairing (k-Mixup's optimal transport, or weighted sampling on the graph matrix,
+    Baena et al. 2022 eq. 2) with member m's generator, right after its lambda draws, as the mixer
+    does. Weights are the mean graph row for weighted sampling, the kNN pair weight, else 1
+    (threshold / exponential pair weights are vectorised afterwards).
     """
     mixer, generator = member.mixer, member.mix_generator
     if isinstance(mixer.pairing, GraphPairing):
         graph_weights = mixer.graph.matrix(features)
         return mixer.pairing(graph_weights, generator=generator), graph_weights.mean(dim=1)
-    if mixer.pairing.k == 1:
-        partner = _random_partners(features.shape[0], generator)
-    else:
-        partner = mixer.pairing(features, None, generator=generator)
+    partner = mixer.pairing(features, None, generator=generator)
     if mixer.graph is not None and mixer.graph.needs_full_matrix:
         return partner, mixer.graph.pair_weights(features, None, partner)
-    return partner, None
+    return partner, torch.ones(features.shape[0], dtype=features.dtype)
 
 
 # --------------------------------------------------------------------------- training
