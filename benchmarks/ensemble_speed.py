@@ -14,13 +14,13 @@ the one that does not depend on other users' load.
 Also timed: the stacked forward + backward of 100 MLPs by ``torch.baddbmm`` against
 ``torch.func.functional_call`` under ``torch.vmap`` (why the ensemble uses the former), and a Local
 Mixup Fig. 3 sweep (10 eps values x ``--fig3-seeds`` seeds, the authors' batch size per eps, see
-``/work/shared/notes/reference-implementations.md``) for ``--fig3-epochs`` epochs. The paper trains
-200 epochs; the 200-epoch figure printed is an EXTRAPOLATION (measured time x 200 / epochs, an
-over-estimate since data loading and evaluation do not grow with epochs), labelled as such.
+``/work/shared/notes/reference-implementations.md``), timed for the two epoch counts of
+``--fig3-epochs`` (default 1 and 3). The paper trains 200 epochs; the 200-epoch figure printed is an
+EXTRAPOLATION (a straight line through the two measured sweeps), labelled as such.
 
 Usage::
 
-    python benchmarks/ensemble_speed.py [--quick] [--threads 1] [--fig3-epochs 2] [--no-fig3]
+    python benchmarks/ensemble_speed.py [--quick] [--threads 1] [--fig3-epochs 1 3] [--no-fig3]
 
 Writes ``benchmarks/results/ensemble_speed.json``.
 """
@@ -131,16 +131,33 @@ def fig3_sweep(epochs: int, seeds: int) -> dict:
         mean_error = sum(r["test_error"] for r in results) / len(results)
         per_eps.append(dict(eps=eps, batch_size=batch_size, seconds=seconds, cpu_seconds=cpu_seconds,
                             mean_test_error=mean_error))
-        print(f"  eps {eps:4.1f} (batch {batch_size:3d}): {seeds} runs in {seconds:6.1f} s ({cpu_seconds:6.1f} CPU-s), "
-              f"mean test error {mean_error:.3f}", flush=True)
+        print(f"  eps {eps:4.1f} (batch {batch_size:3d}): {seeds} runs x {epochs} epochs in {seconds:6.1f} s "
+              f"({cpu_seconds:6.1f} CPU-s), mean test error {mean_error:.3f}", flush=True)
     measured, measured_cpu = time.perf_counter() - start, time.process_time() - cpu
-    extrapolated, extrapolated_cpu = measured * 200 / epochs, measured_cpu * 200 / epochs
     print(f"Fig. 3 sweep, {len(FIG3_EPS)} eps x {seeds} seeds x {epochs} epochs: MEASURED {measured:.0f} s wall, "
-          f"{measured_cpu:.0f} CPU-s; EXTRAPOLATED to the paper's 200 epochs: {extrapolated / 60:.1f} min wall, "
-          f"{extrapolated_cpu / 60:.1f} CPU-min (estimate, not measured)", flush=True)
-    return dict(epochs=epochs, seeds=seeds, measured_s=measured, measured_cpu_s=measured_cpu,
-                extrapolated_200_epochs_s=extrapolated, extrapolated_200_epochs_cpu_s=extrapolated_cpu,
-                extrapolation="measured * 200 / epochs (not measured)", per_eps=per_eps, loadavg=os.getloadavg())
+          f"{measured_cpu:.0f} CPU-s", flush=True)
+    return dict(epochs=epochs, seeds=seeds, measured_s=measured, measured_cpu_s=measured_cpu, per_eps=per_eps,
+                loadavg=os.getloadavg())
+
+
+def extrapolate(short: dict, long: dict, epochs: int = 200) -> dict:
+    """EXTRAPOLATION (not a measurement) of the sweep to ``epochs`` from two measured sweeps.
+
+    Fits time = fixed + per_epoch * epochs through the two measurements (the fixed part is data
+    loading, model building and evaluation, which do not grow with the epochs).
+    """
+    out = {}
+    for key in ("measured_s", "measured_cpu_s"):
+        per_epoch = (long[key] - short[key]) / (long["epochs"] - short["epochs"])
+        fixed = short[key] - per_epoch * short["epochs"]
+        out[key.replace("measured", "extrapolated")] = fixed + per_epoch * epochs
+        out[key.replace("measured", "per_epoch")] = per_epoch
+    out.update(epochs=epochs, method="linear fit through the two measured sweeps; NOT measured")
+    print(f"Fig. 3 sweep EXTRAPOLATED (linear fit of {short['epochs']} and {long['epochs']} epochs; not measured) to "
+          f"{epochs} epochs: {out['extrapolated_s'] / 60:.1f} min wall, {out['extrapolated_cpu_s'] / 60:.1f} CPU-min "
+          f"on one core ({out['per_epoch_cpu_s']:.2f} CPU-s per epoch of all {short['seeds'] * len(FIG3_EPS)} runs)",
+          flush=True)
+    return out
 
 
 def main() -> None:
@@ -150,10 +167,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 2; 1 with --quick)")
     parser.add_argument("--sequential", type=int, default=None, help="one-at-a-time runs timed (default 100; 10 quick)")
     parser.add_argument("--members", type=int, default=100, help="members of the batched run")
-    parser.add_argument("--fig3-epochs", type=int, default=2, help="epochs of the timed Fig. 3 sweep")
+    parser.add_argument("--fig3-epochs", type=int, nargs=2, default=(1, 3),
+                        help="epochs of the two timed Fig. 3 sweeps the 200-epoch extrapolation is fitted to")
     parser.add_argument("--fig3-seeds", type=int, default=None, help="seeds per eps (default 100; 20 quick)")
     parser.add_argument("--no-fig3", action="store_true", help="skip the Fig. 3 sweep")
     args = parser.parse_args()
+    if args.fig3_epochs[0] == args.fig3_epochs[1]:
+        parser.error(f"--fig3-epochs needs two different epoch counts to fit the extrapolation, got {args.fig3_epochs}")
     epochs = args.epochs or (1 if args.quick else 2)
     n_sequential = args.sequential or (10 if args.quick else 100)
     fig3_seeds = args.fig3_seeds or (20 if args.quick else 100)
@@ -167,7 +187,8 @@ def main() -> None:
                   methods=[compare_method(name, epochs, n_sequential, args.members) for name in METHODS],
                   stacking=compare_stacking())
     if not args.no_fig3:
-        report["fig3"] = fig3_sweep(args.fig3_epochs, fig3_seeds)
+        sweeps = [fig3_sweep(epochs, fig3_seeds) for epochs in args.fig3_epochs]
+        report["fig3"] = dict(sweeps=sweeps, extrapolation=extrapolate(*sweeps))
     report["loadavg_end"] = os.getloadavg()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2))

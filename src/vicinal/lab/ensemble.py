@@ -266,7 +266,33 @@ def _gather(views: list[tuple[torch.Tensor, ...]], members: list[int]) -> list[t
     return [view for m in members for view in views[m]]
 
 
-class StackedSGD:
+class _StackedOptimizer:
+    """Groups the active members by hyper-parameters and gathers their state views for the fused kernels.
+
+    The groups and gathered lists depend only on the learning rates and the active members, which
+    change at most once per epoch (schedule) or at its last steps (uneven batch sizes), so they are
+    cached for the last combination seen.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], settings: list[Sequence[float]],
+                 state: list[list[tuple[torch.Tensor, ...]]]):
+        self.params = list(params.values())
+        self.settings = settings
+        self.views = [_member_views(self.params), *state]  # per view kind, per member: one view per parameter
+        self._key, self._plan = None, []
+
+    def plan(self, lr: Sequence[float], active: Sequence[int]) -> list[tuple[tuple, list[int], list[list]]]:
+        """``(hyper-parameters, members, gathered views of params and state)`` per group of active members."""
+        key = (tuple(lr), tuple(active))
+        if key != self._key:
+            groups = _groups(active, lr, *self.settings)
+            self._key = key
+            self._plan = [(values, members, [_gather(views, members) for views in self.views])
+                          for values, members in groups.items()]
+        return self._plan
+
+
+class StackedSGD(_StackedOptimizer):
     """``torch.optim.SGD`` (L2 weight decay, momentum, dampening 0, no Nesterov) for stacked members.
 
     The optimiser of k-Mixup (Greenewald et al. 2023, Sec. 5) and mixup (Zhang et al. 2018), with a
@@ -278,23 +304,20 @@ class StackedSGD:
     """
 
     def __init__(self, params: dict[str, torch.Tensor], *, momentum: Sequence[float], weight_decay: Sequence[float]):
-        self.params = list(params.values())
-        self.momentum, self.weight_decay = list(momentum), list(weight_decay)
-        self.buffers = [torch.zeros_like(p) for p in self.params]
-        self.param_views, self.buffer_views = _member_views(self.params), _member_views(self.buffers)
+        self.buffers = [torch.zeros_like(p) for p in params.values()]
+        super().__init__(params, [list(weight_decay), list(momentum)], [_member_views(self.buffers)])
 
     @torch.no_grad()
     def step(self, lr: Sequence[float], active: Sequence[int]) -> None:
         """One update of the members in ``active`` with their learning rates ``lr[m]``."""
         grads = _member_views([p.grad for p in self.params])
-        for (rate, decay, momentum), members in _groups(active, lr, self.weight_decay, self.momentum).items():
-            torch._fused_sgd_(_gather(self.param_views, members), _gather(grads, members),
-                              _gather(self.buffer_views, members) if momentum else [],
+        for (rate, decay, momentum), members, (params, buffers) in self.plan(lr, active):
+            torch._fused_sgd_(params, _gather(grads, members), buffers if momentum else [],
                               weight_decay=decay, momentum=momentum, lr=rate, dampening=0.0, nesterov=False,
                               maximize=False, is_first_step=False)
 
 
-class StackedAdam:
+class StackedAdam(_StackedOptimizer):
     """``torch.optim.Adam`` (betas 0.9 / 0.999, eps 1e-8, L2 weight decay) for stacked members.
 
     The optimiser of Local Mixup's spirals runs (Baena et al. 2022, Sec. V-A), with a learning rate
@@ -305,25 +328,22 @@ class StackedAdam:
     """
 
     def __init__(self, params: dict[str, torch.Tensor], *, weight_decay: Sequence[float]):
-        self.params = list(params.values())
-        self.weight_decay = list(weight_decay)
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.param_views = _member_views(self.params)
-        self.exp_avg_views, self.exp_avg_sq_views = _member_views(self.exp_avg), _member_views(self.exp_avg_sq)
-        self.counts = torch.zeros(len(self.weight_decay))  # steps taken by each member
-        self.steps = [(count,) * len(self.params) for count in self.counts.unbind(0)]  # the kernel's per-tensor view
+        self.exp_avg = [torch.zeros_like(p) for p in params.values()]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params.values()]
+        self.counts = torch.zeros(len(weight_decay), len(params))  # steps taken, per member and parameter
+        steps = [row.unbind(0) for row in self.counts.unbind(0)]  # the kernel's 0-d step tensors
+        super().__init__(params, [list(weight_decay)],
+                         [_member_views(self.exp_avg), _member_views(self.exp_avg_sq), steps])
 
     @torch.no_grad()
     def step(self, lr: Sequence[float], active: Sequence[int]) -> None:
         """One update of the members in ``active`` with their learning rates ``lr[m]``."""
         grads = _member_views([p.grad for p in self.params])
-        self.counts[list(active)] += 1.0  # the kernel reads the step count; torch.optim increments it first
-        for (rate, decay), members in _groups(active, lr, self.weight_decay).items():
-            torch._fused_adam_(_gather(self.param_views, members), _gather(grads, members),
-                               _gather(self.exp_avg_views, members), _gather(self.exp_avg_sq_views, members), [],
-                               _gather(self.steps, members), lr=rate, beta1=_ADAM_BETAS[0], beta2=_ADAM_BETAS[1],
-                               weight_decay=decay, eps=_ADAM_EPS, amsgrad=False, maximize=False)
+        self.counts[torch.as_tensor(active)] += 1.0  # the kernel reads the count; torch.optim increments it first
+        for (rate, decay), members, (params, exp_avg, exp_avg_sq, steps) in self.plan(lr, active):
+            torch._fused_adam_(params, _gather(grads, members), exp_avg, exp_avg_sq, [], steps, lr=rate,
+                               beta1=_ADAM_BETAS[0], beta2=_ADAM_BETAS[1], weight_decay=decay, eps=_ADAM_EPS,
+                               amsgrad=False, maximize=False)
 
 
 def _make_optimizer(stacked: StackedModel, configs: list[RunConfig]):
@@ -586,7 +606,8 @@ def _write_cycles(partner: torch.Tensor, rows: list[int], orders: list[torch.Ten
         by_length.setdefault(len(order), []).append(i)
     for length, chosen in by_length.items():
         stacked = torch.stack([orders[i] for i in chosen])
-        partner[[rows[i] for i in chosen], :length] = torch.empty_like(stacked).scatter_(1, stacked, stacked.roll(-1, 1))
+        chosen_rows = torch.as_tensor([rows[i] for i in chosen])
+        partner[chosen_rows, :length] = torch.empty_like(stacked).scatter_(1, stacked, stacked.roll(-1, 1))
 
 
 def _pair_member(member: _Member, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
