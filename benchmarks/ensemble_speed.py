@@ -80,9 +80,11 @@ def compare_method(name: str, epochs: int, n_sequential: int, n_members: int) ->
                peak_rss_mib_after_sequential=rss_sequential, peak_rss_mib_after_batched=peak_rss_mib(),
                median_test_nll_gap=nll_gaps[len(nll_gaps) // 2], max_test_nll_gap=nll_gaps[-1],
                loadavg=os.getloadavg())
-    print(f"{name:12s} sequential {row['sequential_runs_per_s']:6.2f} runs/s wall, {row['sequential_runs_per_cpu_s']:6.2f} "
+    print(f"{name:12s} sequential {row['sequential_runs_per_s']:6.2f} runs/s wall, "
+          f"{row['sequential_runs_per_cpu_s']:6.2f} "
           f"per CPU-s ({n_sequential} runs) | batched {row['batched_runs_per_s']:6.2f} runs/s wall, "
-          f"{row['batched_runs_per_cpu_s']:6.2f} per CPU-s ({n_members} members) | speed-up {row['speedup_wall']:.1f}x wall, "
+          f"{row['batched_runs_per_cpu_s']:6.2f} per CPU-s ({n_members} members) | "
+          f"speed-up {row['speedup_wall']:.1f}x wall, "
           f"{row['speedup_cpu']:.1f}x CPU | peak RSS {row['peak_rss_mib_after_batched']:.0f} MiB | test NLL gap "
           f"median {row['median_test_nll_gap']:.0e} max {row['max_test_nll_gap']:.0e} | load {row['loadavg'][0]:.1f}",
           flush=True)
@@ -162,7 +164,8 @@ def extrapolate(short: dict, long: dict, epochs: int = 200) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 epoch, 10 sequential runs, 100 members, Fig. 3 with 20 seeds")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 epoch, 10 sequential runs, 100 members, Fig. 3 with 20 seeds")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both ways (default 1)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 2; 1 with --quick)")
     parser.add_argument("--sequential", type=int, default=None, help="one-at-a-time runs timed (default 100; 10 quick)")

@@ -127,7 +127,9 @@ def _unsupported_reason(path: str, module: nn.Module) -> str | None:
     if _is_container(module) or isinstance(module, _ELEMENTWISE + _POOLS + (nn.Linear, _FourierFeatures)):
         return None
     if isinstance(module, nn.Flatten):
-        return None if (module.start_dim, module.end_dim) == (1, -1) else f"layer {where} flattens other dims than 1..-1"
+        if (module.start_dim, module.end_dim) != (1, -1):
+            return f"layer {where} flattens other dims than 1..-1"
+        return None
     if isinstance(module, nn.Conv2d):
         if module.groups != 1 or module.padding_mode != "zeros":
             return f"layer {where} is a grouped or non-zero-padded Conv2d"
@@ -460,8 +462,8 @@ class _Step:
 
     def _graph_members(self, kind: type, field: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(mask (M, 1), parameter (M, 1)) of members whose uniform-sampling weights are vectorised."""
-        chosen = [m.mixer is not None and isinstance(m.mixer.graph, kind) and not isinstance(m.mixer.pairing, GraphPairing)
-                  for m in self.members]
+        chosen = [m.mixer is not None and isinstance(m.mixer.graph, kind)
+                  and not isinstance(m.mixer.pairing, GraphPairing) for m in self.members]
         if not any(chosen):
             return None
         values = [getattr(m.config, field) if c else 0.0 for m, c in zip(self.members, chosen)]
@@ -514,8 +516,8 @@ class _Step:
                 members.append(m)
                 draws += _gamma_draws(self.concentration[m], generator)
             else:
-                lam[row, :size] = sample_lam(size, member.mixer.alpha, lam_mode="sample", truncate=member.mixer.truncate,
-                                             generator=generator, dtype=x.dtype)
+                lam[row, :size] = sample_lam(size, member.mixer.alpha, lam_mode="sample",
+                                             truncate=member.mixer.truncate, generator=generator, dtype=x.dtype)
             if _is_random_pairing(member.mixer):
                 cycle_rows.append(row)
                 orders.append(torch.randperm(size, generator=generator))
@@ -670,7 +672,8 @@ def _train_chunk(members: list[_Member], *, progress: bool) -> list[tuple[nn.Mod
 
     wall = (time.perf_counter() - started) / len(members)
     trained = [stacked.load_member(i, model) for i, model in enumerate(models)]
-    return [(model, _finish(model, member, history[i], wall)) for i, (model, member) in enumerate(zip(trained, members))]
+    return [(model, _finish(model, member, history[i], wall))
+            for i, (model, member) in enumerate(zip(trained, members))]
 
 
 def _build(config: RunConfig, dataset: Dataset) -> nn.Module:
