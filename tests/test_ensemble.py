@@ -65,6 +65,17 @@ def test_member_equals_single_run(mixed_batch, member, tmp_path):
     assert_same_run(mixed_batch[member], final_parameters(MIXED[member], tmp_path))
 
 
+@pytest.mark.parametrize("config", [
+    dict(SMALL, model="rff", model_params={"n_features": 50, "sigma": 2.0}, method="mixup", epochs=2),
+    dict(dataset="digits", model="lenet", method="local_mixup", eps=3.0, optimizer="sgd", lr=0.05, batch_size=256,
+         epochs=1),
+], ids=["rff", "lenet"])
+def test_random_features_and_convolutions_equal_single_runs(config, tmp_path):
+    configs = [dict(config, seed=seed) for seed in (0, 1)]
+    for batched, single in zip(fit_batched(configs), configs):
+        assert_same_run(batched, final_parameters(single, tmp_path))
+
+
 def test_kept_pairs_member_has_its_own_batch_size_and_fewer_steps(mixed_batch):
     sizes = [metrics["batch_size"] for _, metrics in mixed_batch]
     assert sizes[8] > sizes[2] == 16
