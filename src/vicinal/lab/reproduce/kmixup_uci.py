@@ -38,7 +38,7 @@ def _protocol(quick: bool) -> dict:
         return dict(datasets=("iris",), ks=(1, 2), alphas=(1.0,), seeds={"iris": (0,)},
                     epochs={"iris": 2}, n_trials=200)
     return dict(datasets=("iris", "breast_cancer"), ks=KS, alphas=ALPHAS,
-                seeds={"iris": tuple(range(10)), "breast_cancer": tuple(range(5))},
+                seeds={"iris": tuple(range(20)), "breast_cancer": tuple(range(20))},
                 epochs={"iris": 100, "breast_cancer": 50}, n_trials=4000)
 
 
@@ -78,19 +78,21 @@ def reproduce(ctx: Context) -> Section:
         run_seconds += sum(m["wall_seconds"] for m in metrics)
         n_runs += len(metrics)
 
-    better = sum(gain[0] < 0 for _, _, gain in checks)
-    significant = sum(bool(gain[0] + gain[1] < 0) for _, _, gain in checks)  # NaN CI (one seed): not significant
-    if significant == len(checks):
+    better = sum(round(gain[0], 2) < 0 for _, _, gain in checks)  # lower at the precision shown
+    significant = {d: sum(bool(gain[0] + gain[1] < 0) for name, _, gain in checks if name == d)  # NaN CI: no
+                   for d in p["datasets"]}
+    if sum(significant.values()) == len(checks):
         verdict = "reproduced"
-    elif 2 * better >= len(checks):
+    elif sum(significant.values()):
         verdict = "partly reproduced"
     else:
         verdict = "not reproduced"
     seeds_text = ", ".join(f"{TITLES[d]} {len(p['seeds'][d])}" for d in p["datasets"])
     epochs_text = ", ".join(f"{TITLES[d]} {p['epochs'][d]}" for d in p["datasets"])
+    per_dataset = ", ".join(f"{TITLES[d]} {n} of {len(p['alphas'])}" for d, n in significant.items())
     reason = (f"averaged over k >= 2, k-mixup has lower mean error than 1-mixup in {better} of {len(checks)} "
-              f"(dataset, alpha) rows, with the 95% CI of the paired difference below zero in {significant} "
-              f"(paper: k-mixup better in every row). Scaled down: seeds {seeds_text} (paper 20), epochs "
+              f"(dataset, alpha) rows, with the 95% CI of the paired difference below zero in {per_dataset} "
+              f"(paper: k-mixup better in every row). Protocol: seeds {seeds_text} (paper 20), epochs "
               f"{epochs_text} (paper 200); our inputs are standardised, while the paper's xi match min-max scaled "
               f"features on Iris and neither scaling on Breast Cancer (see the ξ column), so the input scale seen "
               f"by lr 0.005 differs and absolute errors are not comparable")
