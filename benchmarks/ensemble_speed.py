@@ -155,6 +155,10 @@ def extrapolate(short: dict, long: dict, epochs: int = 200) -> dict:
         out[key.replace("measured", "extrapolated")] = fixed + per_epoch * epochs
         out[key.replace("measured", "per_epoch")] = per_epoch
     out.update(epochs=epochs, method="linear fit through the two measured sweeps; NOT measured")
+    if out["per_epoch_s"] <= 0 or out["per_epoch_cpu_s"] <= 0:
+        print("Fig. 3 sweep: the longer sweep did not take longer (load changed between them); no extrapolation",
+              flush=True)
+        return dict(out, extrapolated_s=None, extrapolated_cpu_s=None)
     print(f"Fig. 3 sweep EXTRAPOLATED (linear fit of {short['epochs']} and {long['epochs']} epochs; not measured) to "
           f"{epochs} epochs: {out['extrapolated_s'] / 60:.1f} min wall, {out['extrapolated_cpu_s'] / 60:.1f} CPU-min "
           f"on one core ({out['per_epoch_cpu_s']:.2f} CPU-s per epoch of all {short['seeds'] * len(FIG3_EPS)} runs)",
