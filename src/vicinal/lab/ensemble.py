@@ -72,7 +72,9 @@ __all__ = [
     "batch_group_key",
     "check_batchable",
     "fit_batched",
+    "member_bytes",
     "run_batch",
+    "sequential_reason",
     "train_batched",
 ]
 
