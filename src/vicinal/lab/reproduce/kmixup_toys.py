@@ -73,9 +73,22 @@ def sweep_metrics(ctx: Context, configs: list[dict], *, model_dir: Path | None =
                   store_path: Path | None = None) -> list[dict]:
     """Run (or resume) ``configs`` through a result store; return their metrics in order.
 
-    The store is ``ctx.store_path`` unless ``store_path`` is given. With ``model_dir`` the trained
-    weights are kept there too (see :func:`load_trained_model`). Quick runs use one in-process worker:
-    starting worker processes would cost more than the runs.
+    Parameters
+    ----------
+    ctx : Context
+        The reproduction's context: store location, number of workers, quick or full.
+    configs : list of dict
+        :class:`vicinal.lab.config.RunConfig` dicts, each with a ``seed``.
+    model_dir : path, optional
+        Also save each run's trained weights there (see :func:`load_trained_model`).
+    store_path : path, optional
+        Result store to use instead of ``ctx.store_path``.
+
+    Returns
+    -------
+    list of dict
+        The stored metrics of each config, in the order of ``configs``; runs already in the store
+        are not trained again.
     """
     configs = [json.loads(canonical_json(config)) for config in configs]
     store_path = ctx.store_path if store_path is None else Path(store_path)
@@ -90,13 +103,35 @@ def sweep_metrics(ctx: Context, configs: list[dict], *, model_dir: Path | None =
 
 
 def load_trained_model(config: dict, model_dir: Path) -> tuple[torch.nn.Module, object]:
-    """The model a stored run trained (weights saved by :func:`sweep_metrics` with ``model_dir``) and its data."""
+    """The model a stored run trained and the data it trained on.
+
+    Parameters
+    ----------
+    config : dict
+        The run's configuration, as given to :func:`sweep_metrics`.
+    model_dir : path
+        Where :func:`sweep_metrics` saved the weights (``<config key>.pt``).
+
+    Returns
+    -------
+    (torch.nn.Module, Dataset)
+        The model in eval mode, and its dataset (same seed and parameters as in training).
+
+    Raises
+    ------
+    FileNotFoundError
+        If no weights were saved for this config (it was run without ``model_dir``).
+    """
     config = json.loads(canonical_json(config))
+    weights = Path(model_dir) / f"{config_key(config)}.pt"
+    if not weights.is_file():
+        raise FileNotFoundError(f"no saved weights for this run at {weights}; run it through sweep_metrics with "
+                                f"model_dir={str(model_dir)!r} (a store that already holds the run keeps no weights)")
     run = RunConfig.from_dict(config)
     data = load_dataset(run.dataset, seed=run.effective_data_seed, **run.dataset_params)
     model = build_model(run.model, input_shape=data.input_shape, num_outputs=data.num_classes,
                         seed=derive_seed(run.seed, "init"), **run.model_params)
-    model.load_state_dict(torch.load(Path(model_dir) / f"{config_key(config)}.pt"))
+    model.load_state_dict(torch.load(weights))
     return model.eval(), data
 
 
@@ -154,7 +189,22 @@ def _config(dataset: str, dataset_params: dict, training: dict, *, method: str, 
 
 
 def calibrated_alphas(x_train, ks, alphas, n_trials: int) -> dict:
-    """``{(k, alpha): AlphaCalibration}``: Algorithm 1 of Greenewald et al. 2023 (alpha_k at the xi of alpha)."""
+    """Algorithm 1 of Greenewald et al. 2023 (Sec. 5.1): alpha_k at the xi that alpha gives k = 1.
+
+    Parameters
+    ----------
+    x_train : tensor or array (n, ...)
+        Training inputs the perturbations are measured on.
+    ks, alphas : sequences
+        Block sizes and k = 1 Beta parameters.
+    n_trials : int
+        Monte Carlo size of the distance estimates (the paper's N).
+
+    Returns
+    -------
+    dict
+        ``{(k, alpha): AlphaCalibration}``.
+    """
     return {(k, alpha): calibrate_alpha(x_train, k=k, alpha=alpha, n_trials=n_trials, seed=0)
             for k in ks for alpha in alphas}
 
@@ -210,7 +260,7 @@ def reproduce(ctx: Context) -> Section:
     reason = (f"k = {k_max} has lower mean test error than k = 1 in {total['better']} of the {total['comparable']} "
               f"(dataset, xi) cells where 1-mixup errs on at least {MIN_K1_ERROR:g}%, with 95% CIs apart in "
               f"{total['clearly']} ({per_dataset}; paper: better in all); k = {k_max} is the best k in "
-              f"{total['best']} of {total['columns']} columns (paper: 14 of 15).{silent} Scaled down: "
+              f"{total['best']} of {total['columns']} columns (paper: 14 of 15).{silent} Protocol: "
               f"{len(p['seeds'])} seeds (paper 5), 40-150 epochs instead of 200, Adam and k in {{1, 4, 16}} for "
               f"Swiss Roll, and our reconstructions of the toy data (the paper gives "
               f"pictures, not generators)")
