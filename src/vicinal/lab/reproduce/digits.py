@@ -32,7 +32,7 @@ FGSM_EPS = (0.01, 0.02, 0.05, 0.1, 0.2)
 LABELS = {"erm": "ERM", "mixup": "Mixup (1-mixup)", "local_mixup": "Local Mixup (exponential)",
           "kmixup": f"k-Mixup (k = {K})"}
 
-#: Greenewald et al. 2023, Table 7(b): MNIST LeNet FGSM error (%), alpha = 10, eps = .5, 1, 2, 4, 8, 16.
+#: Greenewald et al. 2023, Table 7(b): MNIST LeNet FGSM error (%), alpha = 10, eps = .5, 1, 2, 4, 8, 16 as printed.
 PAPER_TABLE7B = {1: [1.23, 1.66, 2.37, 3.88, 7.70, 18.10], 16: [0.88, 1.11, 1.50, 2.42, 5.28, 16.44]}
 #: Greenewald et al. 2023, Table 1: MNIST LeNet test error (%): ERM, 1-mixup, k-mixup (k, xi optimised).
 PAPER_TABLE1_MNIST = {"erm": 0.95, "mixup": 0.76, "kmixup": 0.66}
@@ -114,8 +114,8 @@ def reproduce(ctx: Context) -> Section:
     passed = sum(checks.values())
     verdict = "reproduced" if passed == len(checks) else "partly reproduced" if passed else "not reproduced"
     reason = "; ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in checks.items())
-    reason += (f" ({len(p['seeds'])} seeds; the error and robustness comparisons are on means, and most of their "
-               f"differences lie within the CIs below). "
+    reason += (f" ({len(p['seeds'])} seeds; the error and robustness comparisons are on means: read them with "
+               f"the CIs below). "
                f"A stand-in dataset: 8x8 digits, {p['epochs']} epochs, {len(p['seeds'])} seeds, one alpha, "
                f"none of it the papers' protocol")
     if ctx.quick:
@@ -143,7 +143,8 @@ def reproduce(ctx: Context) -> Section:
         "ERM's curve at the largest sizes.",
         f"{len(metrics)} training runs, {sum(m['wall_seconds'] for m in metrics.values()):.0f} s of summed run "
         "time (two at a time on a shared machine).",
-        "k-Mixup Table 7(b) (MNIST LeNet, α = 10, FGSM ε = .5, 1, 2, 4, 8, 16 in /255 units, error %):\n\n"
+        "k-Mixup Table 7(b) (MNIST LeNet, α = 10, FGSM ε as printed there; the text gives ε/255 for CIFAR-10, "
+        "error %):\n\n"
         + markdown_table(["k", "ε=.5", "ε=1", "ε=2", "ε=4", "ε=8", "ε=16"],
                          [[k] + [f"{v:.2f}" for v in vals] for k, vals in PAPER_TABLE7B.items()]),
     ])
