@@ -50,9 +50,8 @@ def assert_same_run(batched, single):
     for name, param in model.state_dict().items():
         torch.testing.assert_close(param, expected_state[name], atol=1e-5, rtol=1e-4, msg=name)
     assert metrics.keys() == expected_metrics.keys()
-    for key, value in expected_metrics.items():
-        if key != "wall_seconds":  # floats and per-epoch curves alike
-            assert metrics[key] == pytest.approx(value, abs=1e-5), key
+    for key, value in expected_metrics.items():  # floats and per-epoch curves alike
+        assert metrics[key] == pytest.approx(value, abs=1e-5), key
 
 
 @pytest.fixture(scope="module")

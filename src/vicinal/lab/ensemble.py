@@ -42,7 +42,6 @@ import json
 import logging
 import math
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -637,7 +636,6 @@ def _pair_member(member: _Member, features: torch.Tensor) -> tuple[torch.Tensor,
 
 def _train_chunk(members: list[_Member], *, progress: bool) -> list[tuple[nn.Module, dict[str, Any]]]:
     """Train one chunk of members together; each trained model with its ``trainer.evaluate_run`` metrics."""
-    started = time.perf_counter()
     configs = [m.config for m in members]
     models = [_build(m.config, m.dataset) for m in members]
     stacked = StackedModel(models, configs[0].model)
@@ -672,9 +670,8 @@ def _train_chunk(members: list[_Member], *, progress: bool) -> list[tuple[nn.Mod
         if progress:
             epochs.set_postfix(loss=f"{float(totals.sum()) / float(steps.sum()):.4f}")
 
-    wall = (time.perf_counter() - started) / len(members)
     trained = [stacked.load_member(i, model) for i, model in enumerate(models)]
-    return [(model, _finish(model, member, history[i], wall))
+    return [(model, _finish(model, member, history[i]))
             for i, (model, member) in enumerate(zip(trained, members))]
 
 
@@ -703,12 +700,11 @@ def _record_test_errors(stacked: StackedModel, members: list[_Member], history: 
             v.metrics.error_rate(logits[i], members[i].dataset.y_test, from_logits=True))
 
 
-def _finish(model: nn.Module, member: _Member, history: dict, wall: float) -> dict[str, Any]:
+def _finish(model: nn.Module, member: _Member, history: dict) -> dict[str, Any]:
     model.train()  # trainer.train evaluates a model left in training mode
     results = trainer.evaluate_run(model, member.dataset, member.config, member.stats)
     results.update(history)
-    results.update(batch_size=member.batch_size, steps=member.steps_per_epoch * member.config.epochs,
-                   wall_seconds=wall)
+    results.update(batch_size=member.batch_size, steps=member.steps_per_epoch * member.config.epochs)
     return results
 
 
@@ -832,8 +828,7 @@ def train_batched(configs: Sequence[dict | RunConfig], *, dataset: Dataset | Non
     Returns
     -------
     list of dict
-        One metrics dict per config, in order, with the keys of ``trainer.train``;
-        ``wall_seconds`` is the chunk's wall time divided by its number of members.
+        One metrics dict per config, in order, with the keys of ``trainer.train``.
 
     Raises
     ------

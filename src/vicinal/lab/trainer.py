@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +126,6 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
         Also return the trained model: ``(metrics, model)``.
     """
     config = RunConfig.from_dict(config) if isinstance(config, dict) else config
-    started = time.perf_counter()
     if dataset is None:
         dataset = load_dataset(config.dataset, seed=config.effective_data_seed, **config.dataset_params)
     classification = dataset.num_classes is not None
@@ -180,8 +178,9 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
 
     results = evaluate_run(model, dataset, config, stats)
     results.update(history)
-    results.update(batch_size=batch_size, steps=steps_per_epoch * config.epochs,
-                   wall_seconds=time.perf_counter() - started)
+    # Wall time is not a metric: it differs between machines and executors, and the result store
+    # records it beside each row.
+    results.update(batch_size=batch_size, steps=steps_per_epoch * config.epochs)
     return (results, model) if return_model else results
 
 

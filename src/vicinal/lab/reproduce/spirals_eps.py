@@ -23,7 +23,7 @@ def _configs(ctx: Context) -> tuple[list[dict], dict]:
     if ctx.quick:
         plan = dict(seeds=2, epochs=3, n_per_class=150, eps_values=[1.0, 10.0])
     else:
-        plan = dict(seeds=20, epochs=60, n_per_class=1000, eps_values=sorted(PAPER_BATCH_SIZES))
+        plan = dict(seeds=50, epochs=100, n_per_class=1000, eps_values=sorted(PAPER_BATCH_SIZES))
     base = dict(dataset="spirals", dataset_params={"n_per_class": plan["n_per_class"], "noise": 0.5}, model="mlp",
                 model_params={"widths": [100, 100]}, optimizer="adam", lr=0.01, epochs=plan["epochs"], alpha=1.0,
                 eval_rescaled=False, data_seed=0)
