@@ -20,7 +20,7 @@ from vicinal.alpha import calibrate_alpha
 from ..datasets import load_dataset
 from ..plots import plot_series
 from .base import Context, Section, markdown_table, mean_ci
-from .kmixup_toys import cell, half_widths, sweep_metrics
+from .kmixup_toys import cell, compute_note, half_widths, sweep_metrics
 
 ALPHA = 1.0
 K = 16
@@ -141,8 +141,7 @@ def reproduce(ctx: Context) -> Section:
         "partners, not optimal-transport matched ones. FGSM takes the sign of the input gradient, which can "
         "vanish where a model is very confident; we did not check whether that (gradient masking) affects "
         "ERM's curve at the largest sizes.",
-        f"{len(metrics)} training runs, {sum(m['wall_seconds'] for m in metrics.values()):.0f} s of summed run "
-        "time (two at a time on a shared machine).",
+        compute_note(list(metrics.values())),
         "k-Mixup Table 7(b) (MNIST LeNet, α = 10, FGSM ε as printed there; the text gives ε/255 for CIFAR-10, "
         "error %):\n\n"
         + markdown_table(["k", "ε=.5", "ε=1", "ε=2", "ε=4", "ε=8", "ε=16"],

@@ -87,8 +87,8 @@ def sweep_metrics(ctx: Context, configs: list[dict], *, model_dir: Path | None =
     Returns
     -------
     list of dict
-        The stored metrics of each config, in the order of ``configs``; runs already in the store
-        are not trained again.
+        The stored metrics of each config, in the order of ``configs``, plus ``"run_wall_s"``, the
+        wall time the store recorded for the run; runs already in the store are not trained again.
     """
     configs = [json.loads(canonical_json(config)) for config in configs]
     store_path = ctx.store_path if store_path is None else Path(store_path)
@@ -98,7 +98,7 @@ def sweep_metrics(ctx: Context, configs: list[dict], *, model_dir: Path | None =
         run_fn = functools.partial(run_and_save_one_thread, model_dir=str(model_dir))
     run_sweep(configs, run_fn, store=store_path, workers=ctx.workers, progress=not ctx.quick)
     with ResultStore(store_path) as store:
-        stored = {row.key: row.metrics for row in store.rows()}
+        stored = {row.key: {**row.metrics, "run_wall_s": row.wall_s} for row in store.rows()}
     return [stored[config_key(config)] for config in configs]
 
 
@@ -149,6 +149,13 @@ def cell(values, scale: float = 100.0, digits: int = 2) -> str:
     if len(values) == 1:
         return f"{mean * scale:.{digits}f}"
     return f"{mean * scale:.{digits}f} ± {half * scale:.{digits}f}"
+
+
+def compute_note(metrics: list[dict]) -> str:
+    """One sentence: how many training runs a section rests on and their summed wall time."""
+    return (f"{len(metrics)} training runs, {sum(m['run_wall_s'] for m in metrics):.0f} s of summed run time "
+            f"(two at a time on a shared machine). The Compute line above times only the last invocation, which "
+            f"reuses runs already in the result store.")
 
 
 def half_widths(samples: np.ndarray, scale: float = 100.0) -> np.ndarray | None:
@@ -241,8 +248,7 @@ def reproduce(ctx: Context) -> Section:
     boundary_figures, boundary_metrics = _decision_boundaries(ctx, p)
     figures += boundary_figures
     run_metrics += boundary_metrics
-    body.append(f"{len(run_metrics)} training runs, {sum(m['wall_seconds'] for m in run_metrics):.0f} s of summed "
-                f"run time (two at a time on a shared machine).")
+    body.append(compute_note(run_metrics))
 
     total = {name: sum(c[name] for _, c in verdict_counts) for name in ("comparable", "better", "clearly", "best",
                                                                           "columns")}

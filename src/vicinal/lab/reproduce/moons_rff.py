@@ -20,7 +20,7 @@ from vicinal.rescale import RescaledPredictor, fit_stats
 from ..evaluate import predict
 from ..plots import plot_curves, plot_reliability
 from .base import Context, Section, markdown_table, mean_ci
-from .kmixup_toys import cell, load_trained_model, sweep_metrics
+from .kmixup_toys import cell, compute_note, load_trained_model, sweep_metrics
 
 ALPHA = 1.0
 N_BINS = 10
@@ -122,8 +122,7 @@ def reproduce(ctx: Context) -> Section:
         "is unbounded below on this problem (see `approximate_mixup_loss(include_r2=...)`).",
         f"Mixup − ERM mean confidence: {100 * conf_gap[0]:+.2f} ± {100 * conf_gap[1]:.2f} points; approximate "
         f"Mixup − ERM: {100 * approx_gap[0]:+.2f} ± {100 * approx_gap[1]:.2f} points.",
-        f"{len(metrics)} training runs, {sum(m['wall_seconds'] for m in metrics.values()):.0f} s of summed run "
-        "time (two at a time on a shared machine).",
+        compute_note(list(metrics.values())),
         "Left out: the train-accuracy curve of Fig. 8 (the trainer records train loss and test error per epoch, "
         "not train accuracy) and curves for the rescaled predictor (it is evaluated once, after training).",
     ])
