@@ -394,7 +394,7 @@ class _Member:
 
 
 def _needs_stats(config: RunConfig, dataset: Dataset) -> bool:
-    return config.method == "modified_data" or (config.eval_rescaled and dataset.num_classes is not None)
+    return config.method == "modified_data" or trainer.rescaled_applies(config, dataset)
 
 
 def _make_member(config: RunConfig, dataset: Dataset, stats_cache: dict) -> _Member:

@@ -132,7 +132,7 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
     num_outputs = dataset.num_classes if classification else (1 if dataset.y_train.ndim == 1 else dataset.y_train.shape[1])
     model = build_model(config.model, input_shape=dataset.input_shape, num_outputs=num_outputs,
                         seed=derive_seed(config.seed, "init"), **config.model_params)
-    needs_stats = config.method in ("modified_data", "approx_mixup") or (config.eval_rescaled and classification)
+    needs_stats = config.method in ("modified_data", "approx_mixup") or rescaled_applies(config, dataset)
     stats = fit_stats((dataset.x_train, dataset.y_train), num_classes=dataset.num_classes) if needs_stats else None
     optimizer = make_optimizer(model.parameters(), config)
     schedule = make_schedule(optimizer, config)
@@ -191,7 +191,7 @@ def evaluate_run(model, dataset: Dataset, config: RunConfig, stats) -> dict[str,
         return regression_metrics(outputs, dataset.y_test)
     results = classification_metrics(outputs, dataset.y_test, n_bins=config.n_bins)
     results["train_error"] = v.metrics.error_rate(predict(model, dataset.x_train), dataset.y_train, from_logits=True)
-    if config.eval_rescaled and stats is not None:
+    if rescaled_applies(config, dataset):
         rescaled = RescaledPredictor(model, alpha=config.alpha, stats=stats)
         results.update(classification_metrics(predict(rescaled, dataset.x_test), dataset.y_test,
                                               n_bins=config.n_bins, prefix="rescaled_test_"))
@@ -201,6 +201,12 @@ def evaluate_run(model, dataset: Dataset, config: RunConfig, stats) -> dict[str,
     for eps in config.fgsm_eps:
         results[f"fgsm_error@{eps:g}"] = fgsm_error(model, dataset.x_test, dataset.y_test, eps=eps)
     return results
+
+
+def rescaled_applies(config: RunConfig, dataset: Dataset) -> bool:
+    """Rescaled prediction (Carratino eq. 22) undoes the shrinkage of mixup-style training; for ERM
+    there is nothing to undo, so it is not reported."""
+    return config.eval_rescaled and dataset.num_classes is not None and config.method != "erm"
 
 
 def _save_checkpoint(path, config, epoch, history, model, optimizer, schedule, data_generator, mix_generator):
