@@ -136,7 +136,7 @@ def test_seeded_and_accepts_torch(two_clusters):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"k": 0, "alpha": 1.0}, ValueError, "k must be >= 1, got 0"),
+        ({"k": 0, "alpha": 1.0}, ValueError, "k must be an integer >= 1, got 0"),
         ({"k": 1000, "alpha": 1.0}, ValueError, "k=1000"),
         ({"k": 2.0, "alpha": 1.0}, TypeError, "k must be an int"),
         ({"k": 2, "alpha": 0.0}, ValueError, "alpha must be a finite number > 0, got 0.0"),

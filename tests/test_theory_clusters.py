@@ -159,9 +159,9 @@ def test_paper_spacing_is_not_enough_for_three_clusters():
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda: exact_cross_cluster_fraction(0, PROBS), ValueError, "k must be >= 1, got 0"),
+        (lambda: exact_cross_cluster_fraction(0, PROBS), ValueError, "k must be an integer >= 1, got 0"),
         (lambda: cross_cluster_bound(4, [0.5, 0.6]), ValueError, "sum to 1"),
-        (lambda: sample_separated_clusters(5, [0.25] * 4, dim=2), ValueError, "dim must be >= 3"),
+        (lambda: sample_separated_clusters(5, [0.25] * 4, dim=2), ValueError, "dim must be an integer >= 3"),
         (lambda: fit_power_law([1, 2], [0.5, 0.0]), ValueError, "> 0"),
         (lambda: matching_distribution(np.zeros((5, 2)), 5, k=2, n_trials=3), ValueError, "index must be < "),
         (lambda: matching_distribution(np.zeros((5, 2)), 0, k=6, n_trials=3), ValueError, "k=6"),

@@ -246,7 +246,7 @@ def test_theorem_IV_3_holds_under_the_stated_conditions(linear_set):
         (lambda: mixup_minimizer_1d([0, 1], [0, 1, 0], [0.5]), ValueError, "same length"),
         (lambda: mixup_minimizer_1d([0, 1], [0, 1], [0.5], weighting="x"), ValueError, "'x'"),
         (lambda: mixup_minimizer_1d([0, 1], [0, 1], [0.5], alpha=-1.0), ValueError, "got -1.0"),
-        (lambda: periodic_minimizer([1.0, 2.0], 0), ValueError, "n_neighbors must be >= 1, got 0"),
+        (lambda: periodic_minimizer([1.0, 2.0], 0), ValueError, "n_neighbors must be an integer >= 1, got 0"),
         (lambda: periodic_minimizer([1.0, 2.0], 2.0), TypeError, "n_neighbors must be an int"),
         (lambda: periodic_minimizer_numeric([1.0, np.nan], 2), ValueError, "finite"),
         (lambda: iid_variance(3, sigma=0.0), ValueError, "sigma must be a finite number > 0, got 0.0"),

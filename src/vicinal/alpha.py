@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from scipy import optimize, special
 
+from ._checks import check_int, check_positive_float
+
 __all__ = [
     "AlphaCalibration",
     "calibrate_alpha",
@@ -92,24 +94,8 @@ def _as_points(x) -> np.ndarray:
     return arr
 
 
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
-def _check_alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
-        raise TypeError(f"alpha must be a real number, got {type(alpha).__name__} {alpha!r}")
-    if not (np.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha must be a finite number > 0, got {alpha}")
-    return float(alpha)
-
-
 def _check_k(k, n: int) -> int:
-    k = _check_positive_int("k", k)
+    k = check_int("k", k, minimum=1)
     if k > n:
         raise ValueError(f"k must be <= the number of samples {n}, got k={k}")
     return k
@@ -137,7 +123,7 @@ def expected_min_lam_squared(alpha: float) -> float:
     -------
     float
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_positive_float("alpha", alpha)
     return float((alpha + 1.0) / (2.0 * alpha + 1.0) * special.betainc(alpha + 2.0, alpha, 0.5))
 
 
@@ -163,7 +149,7 @@ def mean_squared_pair_distance(x, *, n_trials: int = 10_000, seed: int = 0) -> f
     float
     """
     points = _as_points(x)
-    n_trials = _check_positive_int("n_trials", n_trials)
+    n_trials = check_int("n_trials", n_trials, minimum=1)
     rng = np.random.default_rng(seed)
     i = rng.integers(points.shape[0], size=n_trials)
     j = rng.integers(points.shape[0], size=n_trials)
@@ -208,7 +194,7 @@ def mean_squared_w2(x, *, k: int, n_trials: int = 10_000, seed: int = 0) -> floa
     points = _as_points(x)
     n = points.shape[0]
     k = _check_k(k, n)
-    n_trials = _check_positive_int("n_trials", n_trials)
+    n_trials = check_int("n_trials", n_trials, minimum=1)
     if n_trials < k:
         raise ValueError(f"n_trials must be >= k so that n_trials // k >= 1, got n_trials={n_trials}, k={k}")
     rng = np.random.default_rng(seed)
@@ -313,7 +299,7 @@ def calibrate_alpha(
     """
     points = _as_points(x)
     k = _check_k(k, points.shape[0])
-    alpha = _check_alpha(alpha)
+    alpha = check_positive_float("alpha", alpha)
     if isinstance(c, bool) or not isinstance(c, (int, float, np.integer, np.floating)) or not (np.isfinite(c) and c > 1):
         raise ValueError(f"c must be a finite number > 1, got {c!r}")
     if isinstance(max_alpha, bool) or not isinstance(max_alpha, (int, float, np.integer, np.floating)):
@@ -322,7 +308,7 @@ def calibrate_alpha(
         raise ValueError(f"max_alpha must be finite and >= alpha={alpha}, got {max_alpha}")
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    n_trials = _check_positive_int("n_trials", n_trials)
+    n_trials = check_int("n_trials", n_trials, minimum=1)
 
     xi_bar_1 = mean_squared_pair_distance(points, n_trials=n_trials, seed=seed)
     xi_bar_k = xi_bar_1 if k == 1 else mean_squared_w2(points, k=k, n_trials=n_trials, seed=seed)

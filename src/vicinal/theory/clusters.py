@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, stats
 
+from .._checks import check_int
+
 __all__ = [
     "CrossClusterTrial",
     "cross_cluster_bound",
@@ -24,14 +26,6 @@ __all__ = [
     "sample_separated_clusters",
     "simulate_cross_cluster_matches",
 ]
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_probs(probs) -> np.ndarray:
@@ -104,10 +98,10 @@ def sample_separated_clusters(
     labels : numpy.ndarray of int, shape (k,)
         Cluster index of each point.
     """
-    k = _check_int("k", k, 1)
+    k = check_int("k", k, minimum=1)
     p = _check_probs(probs)
     m = p.size
-    dim = _check_int("dim", dim, max(1, m - 1))
+    dim = check_int("dim", dim, minimum=max(1, m - 1))
     if not (np.isfinite(radius) and radius > 0):
         raise ValueError(f"radius must be a finite number > 0, got {radius}")
     if not (np.isfinite(centre_distance) and centre_distance > 2):
@@ -210,7 +204,7 @@ def simulate_cross_cluster_matches(
     -------
     list of CrossClusterTrial
     """
-    n_trials = _check_int("n_trials", n_trials, 1)
+    n_trials = check_int("n_trials", n_trials, minimum=1)
     p = _check_probs(probs)
     rng = np.random.default_rng(seed)
     trials = []
@@ -243,7 +237,7 @@ def exact_cross_cluster_fraction(k: int, probs) -> float:
     -------
     float
     """
-    k = _check_int("k", k, 1)
+    k = check_int("k", k, minimum=1)
     p = _check_probs(probs)
     cdf = stats.binom.cdf(np.arange(k)[None, :], k, p[:, None])
     mean_abs_diff = 2.0 * np.sum(cdf * (1.0 - cdf), axis=1)  # E|r_i - s_i| per cluster
@@ -267,7 +261,7 @@ def cross_cluster_bound(k: int, probs) -> float:
     -------
     float
     """
-    k = _check_int("k", k, 1)
+    k = check_int("k", k, minimum=1)
     p = _check_probs(probs)
     return float(np.sum(np.sqrt(p * (1 - p))) / np.sqrt(2 * k))
 
@@ -329,13 +323,13 @@ def matching_distribution(x, index: int, *, k: int, n_trials: int, seed: int = 0
     if points.ndim != 2 or points.shape[0] < 1:
         raise ValueError(f"x must be an (n, d) array, got shape {points.shape}")
     n = points.shape[0]
-    k = _check_int("k", k, 1)
+    k = check_int("k", k, minimum=1)
     if k > n:
         raise ValueError(f"k must be <= the number of samples {n}, got k={k}")
-    index = _check_int("index", index, 0)
+    index = check_int("index", index, minimum=0)
     if index >= n:
         raise ValueError(f"index must be < the number of samples {n}, got {index}")
-    n_trials = _check_int("n_trials", n_trials, 1)
+    n_trials = check_int("n_trials", n_trials, minimum=1)
     rng = np.random.default_rng(seed)
     others = np.delete(np.arange(n), index)
     counts = np.zeros(n)

@@ -18,6 +18,8 @@ import numpy as np
 from scipy import sparse, special, stats
 from scipy.sparse import linalg as sparse_linalg
 
+from .._checks import check_int, check_positive_float
+
 __all__ = [
     "BiasVariance",
     "IidVariance",
@@ -37,22 +39,6 @@ _WEIGHTINGS_PERIODIC = ("count", "pair")
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
-        raise TypeError(f"alpha must be a real number, got {type(alpha).__name__} {alpha!r}")
-    if not (np.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha must be a finite number > 0, got {alpha}")
-    return float(alpha)
-
-
 def _check_vector(name: str, value, min_size: int = 1) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim != 1 or arr.size < min_size:
@@ -122,7 +108,7 @@ def mixup_minimizer_1d(x, y, query, *, alpha: float = 1.0, weighting: str = "den
     """
     x, y = _check_training_set(x, y)
     q = _check_vector("query", query)
-    alpha = _check_alpha(alpha)
+    alpha = check_positive_float("alpha", alpha)
     if weighting not in _WEIGHTINGS_1D:
         raise ValueError(f"weighting must be one of {_WEIGHTINGS_1D}, got {weighting!r}")
     outside = (q <= x[0]) | (q >= x[-1]) | np.isin(q, x)
@@ -178,9 +164,9 @@ def mixup_minimizer_numeric_1d(
         Minimising value on each bin.
     """
     x, y = _check_training_set(x, y)
-    alpha = _check_alpha(alpha)
-    bins_per_segment = _check_int("bins_per_segment", bins_per_segment, 1)
-    n_lambda = _check_int("n_lambda", n_lambda, 2)
+    alpha = check_positive_float("alpha", alpha)
+    bins_per_segment = check_int("bins_per_segment", bins_per_segment, minimum=1)
+    n_lambda = check_int("n_lambda", n_lambda, minimum=2)
     if np.any(np.diff(x) == 0):
         raise ValueError("x must have distinct inputs for the binned minimiser")
     fractions = np.linspace(0.0, 1.0, bins_per_segment + 1)
@@ -235,7 +221,7 @@ def periodic_minimizer(y, n_neighbors: int, *, weighting: str = "count") -> np.n
         f_K*(x_i) for i = 0..n-1.
     """
     y = _check_vector("y", y)
-    c = _segment_weights(_check_int("n_neighbors", n_neighbors, 1), weighting)
+    c = _segment_weights(check_int("n_neighbors", n_neighbors, minimum=1), weighting)
     n, big_k = y.size, (c.size - 1) // 2
     folded = np.zeros(n)  # offsets d = -K..K folded onto one period
     np.add.at(folded, np.arange(-big_k, big_k + 1) % n, c)
@@ -284,7 +270,7 @@ def periodic_minimizer_numeric(y, n_neighbors: int, *, weighting: str = "count")
     numpy.ndarray, shape (n,)
     """
     y = _check_vector("y", y)
-    n_neighbors = _check_int("n_neighbors", n_neighbors, 1)
+    n_neighbors = check_int("n_neighbors", n_neighbors, minimum=1)
     if weighting not in _WEIGHTINGS_PERIODIC:
         raise ValueError(f"weighting must be one of {_WEIGHTINGS_PERIODIC}, got {weighting!r}")
     n = y.size
@@ -328,7 +314,7 @@ def periodic_frequency_response(n_neighbors: int, omega, *, weighting: str = "co
     numpy.ndarray
         H_K(omega), same shape as ``omega``.
     """
-    c = _segment_weights(_check_int("n_neighbors", n_neighbors, 1), weighting)
+    c = _segment_weights(check_int("n_neighbors", n_neighbors, minimum=1), weighting)
     big_k = (c.size - 1) // 2
     omega = np.asarray(omega, dtype=np.float64)
     d = np.arange(1, big_k + 1)
@@ -382,7 +368,7 @@ def bias_variance_periodic(y, n_neighbors_values, *, weighting: str = "count") -
     BiasVariance
     """
     y = _check_vector("y", y)
-    ks = np.array([_check_int("n_neighbors", k, 1) for k in n_neighbors_values], dtype=int)
+    ks = np.array([check_int("n_neighbors", k, minimum=1) for k in n_neighbors_values], dtype=int)
     if ks.size == 0:
         raise ValueError("n_neighbors_values must contain at least one K")
     fits = np.array([periodic_minimizer(y, int(k), weighting=weighting) for k in ks])
@@ -414,7 +400,7 @@ def iid_weights(n_neighbors: int) -> np.ndarray:
     numpy.ndarray, shape (2K + 1,)
         c_d for d = -K..K.
     """
-    return _segment_weights(_check_int("n_neighbors", n_neighbors, 1), "count")
+    return _segment_weights(check_int("n_neighbors", n_neighbors, minimum=1), "count")
 
 
 @dataclass(frozen=True)
@@ -472,8 +458,8 @@ def iid_variance(n_neighbors: int, *, sigma: float = 1.0, n_draws: int = 20_000,
     -------
     IidVariance
     """
-    n_neighbors = _check_int("n_neighbors", n_neighbors, 1)
-    n_draws = _check_int("n_draws", n_draws, 2)
+    n_neighbors = check_int("n_neighbors", n_neighbors, minimum=1)
+    n_draws = check_int("n_draws", n_draws, minimum=2)
     if not (np.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be a finite number > 0, got {sigma}")
     c = iid_weights(n_neighbors)
@@ -526,7 +512,7 @@ def best_linear_fit(x, y, weights=None, *, alpha: float = 1.0) -> tuple[float, f
     y = _check_vector("y", y, 2)
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same length, got {x.size} and {y.size}")
-    alpha = _check_alpha(alpha)
+    alpha = check_positive_float("alpha", alpha)
     n = x.size
     w = np.ones((n, n)) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != (n, n) or not np.all(np.isfinite(w)) or np.any(w < 0):
