@@ -225,12 +225,16 @@ def _mean_ci95(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, stats.t.ppf(0.975, df=n_seeds - 1) * sem
 
 
-def _figure(width: float, height: float, dpi: int) -> Figure:
+def _check_dpi(dpi: Any) -> int:
     if isinstance(dpi, bool) or not isinstance(dpi, (int, np.integer)):
         raise TypeError(f"dpi must be an int, got {dpi!r} of type {type(dpi).__name__}")
     if dpi <= 0:
         raise ValueError(f"dpi must be a positive int, got {dpi}")
-    return Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+    return int(dpi)
+
+
+def _figure(width: float, height: float, dpi: int) -> Figure:
+    return Figure(figsize=(width, height), dpi=_check_dpi(dpi), layout="constrained")
 
 
 def _save(fig: Figure, png: Path) -> Figure:
@@ -524,7 +528,8 @@ def plot_decision_boundaries(
     title : str, optional
         Figure title; by default "Decision boundaries".
     dpi : int, default 100
-        Resolution; the PNG is ``(3.6 n_methods + 1.2) x 4.6`` inches times `dpi` pixels.
+        Resolution; the PNG is ``(3.6 n_methods + 1.2) x (3.4 a + 1.4)`` inches times `dpi` pixels, with
+        ``a`` the data's height/width ratio clipped to [0.4, 2] (1 for square data).
 
     Returns
     -------
@@ -552,7 +557,12 @@ def plot_decision_boundaries(
     n_classes = int(labels.max()) + 1
     grid_x, grid_y, grid_points = _plane_grid(points, int(grid_size))
 
-    fig = _figure(3.6 * len(fns) + 1.2, 4.6, dpi)
+    # Equal-aspect panels: size the figure to the data's height/width ratio so the titles and axis
+    # labels keep their room (a fixed height clipped them on tall data such as the Swiss Roll).
+    data_aspect = float(np.ptp(grid_y) / max(np.ptp(grid_x), 1e-12))
+    panel_height = 3.4 * min(max(data_aspect, 0.4), 2.0)
+    dpi = _check_dpi(dpi)
+    fig = _figure(3.6 * len(fns) + 1.2, round((panel_height + 1.4) * dpi) / dpi, dpi)  # whole pixels
     axes = fig.subplots(1, len(fns), sharex=True, sharey=True, squeeze=False)[0]
     image = None
     for ax, (key, predict) in zip(axes, fns.items()):
