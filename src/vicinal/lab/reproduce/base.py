@@ -63,7 +63,8 @@ class Section:
         command = f"vicinal reproduce {ctx.name}" + (" --quick" if ctx.quick else "")
         lines = [f"## {self.title}", "", f"**Command:** `{command}`  ", f"**Claim:** {self.claim}  ",
                  f"**Verdict:** {self.verdict} — {self.reason}  ",
-                 f"**Compute:** {self.compute_seconds:.0f} s on this machine", ""]
+                 f"**Compute:** {self.compute_seconds:.0f} s for this command on this machine (training runs "
+                 f"already in the result store are reused, not re-timed)", ""]
         if self.configuration:
             lines += ["**Configuration:** " + self.configuration, ""]
         lines += [self.body.strip(), ""]
