@@ -69,8 +69,9 @@ def run_compare(dataset: str, *, methods: Sequence[str] = DEFAULT_METHODS, seeds
                 for r in store.rows() if r.key in keys]
     table = summarize(rows, by=["method"], metrics=["test_error", "test_nll", "test_ece"])
     text, markdown = table.to_text(), table.to_markdown()
-    rescaled = [r for r in rows if "rescaled_test_error" in r["metrics"]]
-    if rescaled:  # Carratino eq. 22, for the mixup-style methods (ERM has no shrinkage to undo)
+    # Carratino eq. 22 undoes mixup-style shrinkage; ERM has none to undo, so it is left out here.
+    rescaled = [r for r in rows if "rescaled_test_error" in r["metrics"] and r["config"]["method"] != "erm"]
+    if rescaled:
         table = summarize(rescaled, by=["method"], metrics=["rescaled_test_error", "rescaled_test_nll",
                                                             "rescaled_test_ece"])
         text += "\n\nRescaled prediction (Carratino et al. 2020, eq. 22):\n" + table.to_text()

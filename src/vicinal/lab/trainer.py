@@ -204,9 +204,10 @@ def evaluate_run(model, dataset: Dataset, config: RunConfig, stats) -> dict[str,
 
 
 def rescaled_applies(config: RunConfig, dataset: Dataset) -> bool:
-    """Rescaled prediction (Carratino eq. 22) undoes the shrinkage of mixup-style training; for ERM
-    there is nothing to undo, so it is not reported."""
-    return config.eval_rescaled and dataset.num_classes is not None and config.method != "erm"
+    """Whether to report rescaled prediction (Carratino eq. 22): classification with ``eval_rescaled``.
+
+    It undoes the shrinkage of mixup-style training; for ERM it is the paper's control (Fig. 4)."""
+    return config.eval_rescaled and dataset.num_classes is not None
 
 
 def _save_checkpoint(path, config, epoch, history, model, optimizer, schedule, data_generator, mix_generator):
