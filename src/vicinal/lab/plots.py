@@ -225,7 +225,7 @@ def _mean_ci95(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, stats.t.ppf(0.975, df=n_seeds - 1) * sem
 
 
-def _check_dpi(dpi: Any) -> int:
+def _check_dpi(dpi: object) -> int:
     if isinstance(dpi, bool) or not isinstance(dpi, (int, np.integer)):
         raise TypeError(f"dpi must be an int, got {dpi!r} of type {type(dpi).__name__}")
     if dpi <= 0:

@@ -20,7 +20,7 @@ from vicinal.alpha import calibrate_alpha
 from ..datasets import load_dataset
 from ..plots import plot_series
 from .base import Context, Section, markdown_table, mean_ci
-from .kmixup_toys import cell, compute_note, half_widths, sweep_metrics
+from .runs import cell, compute_note, half_widths, sweep_metrics
 
 ALPHA = 1.0
 K = 16

@@ -7,29 +7,20 @@ root mean squared perturbation xi of that alpha. Their claim (App. B): at every 
 1-mixup, k = 16 being best in all but one cell. Fig. 1 shows the decision boundaries of ERM,
 1-mixup and 32-mixup (alpha = 1).
 
-The helpers :func:`run_one_thread`, :func:`run_and_save_one_thread`, :func:`sweep_metrics` and
-:func:`load_trained_model` are shared by the other training reproductions of this package.
+Shared run helpers live in :mod:`vicinal.lab.reproduce.runs`.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from vicinal.alpha import calibrate_alpha
-
-from ..config import RunConfig, derive_seed
 from ..datasets import load_dataset
-from ..models import build_model
 from ..plots import plot_decision_boundaries, plot_heatmap
-from ..store import ResultStore, canonical_json, config_key
-from ..sweep import run_sweep
-from ..trainer import run_and_save, train
-from .base import Context, Section, markdown_table, mean_ci
+from .base import Context, Section, markdown_table
+from .runs import (calibrated_alphas, cell, compute_note, half_widths, load_trained_model, probability_fn,
+                   sweep_metrics)
 
 KS = (1, 2, 4, 8, 16)
 ALPHAS = (0.25, 1.0, 4.0, 16.0, 64.0)
@@ -52,118 +43,6 @@ PAPER_XI = {"one_ring": [0.10, 0.15, 0.20, 0.23, 0.25], "four_bars": [0.50, 0.78
 
 #: A cell counts as "1-mixup over-smooths here" when its k = 1 error is at least this (percent).
 MIN_K1_ERROR = 1.0
-
-
-# --------------------------------------------------------------------------- shared helpers
-
-
-def run_one_thread(config: dict) -> dict:
-    """Sweep entry point: :func:`vicinal.lab.trainer.train` with one torch thread (two workers share two cores)."""
-    torch.set_num_threads(1)
-    return train(config)
-
-
-def run_and_save_one_thread(config: dict, *, model_dir: str) -> dict:
-    """Like :func:`run_one_thread`, also saving the trained weights (for figures that need the model)."""
-    torch.set_num_threads(1)
-    return run_and_save(config, model_dir=model_dir)
-
-
-def sweep_metrics(ctx: Context, configs: list[dict], *, model_dir: Path | None = None,
-                  store_path: Path | None = None) -> list[dict]:
-    """Run (or resume) ``configs`` through a result store; return their metrics in order.
-
-    Parameters
-    ----------
-    ctx : Context
-        The reproduction's context: store location, number of workers, quick or full.
-    configs : list of dict
-        :class:`vicinal.lab.config.RunConfig` dicts, each with a ``seed``.
-    model_dir : path, optional
-        Also save each run's trained weights there (see :func:`load_trained_model`).
-    store_path : path, optional
-        Result store to use instead of ``ctx.store_path``.
-
-    Returns
-    -------
-    list of dict
-        The stored metrics of each config, in the order of ``configs``, plus ``"run_wall_s"``, the
-        wall time the store recorded for the run; runs already in the store are not trained again.
-    """
-    configs = [json.loads(canonical_json(config)) for config in configs]
-    store_path = ctx.store_path if store_path is None else Path(store_path)
-    if model_dir is None:
-        run_fn = run_one_thread
-    else:
-        run_fn = functools.partial(run_and_save_one_thread, model_dir=str(model_dir))
-    run_sweep(configs, run_fn, store=store_path, workers=ctx.workers, progress=not ctx.quick)
-    with ResultStore(store_path) as store:
-        stored = {row.key: {**row.metrics, "run_wall_s": row.wall_s} for row in store.rows()}
-    return [stored[config_key(config)] for config in configs]
-
-
-def load_trained_model(config: dict, model_dir: Path) -> tuple[torch.nn.Module, object]:
-    """The model a stored run trained and the data it trained on.
-
-    Parameters
-    ----------
-    config : dict
-        The run's configuration, as given to :func:`sweep_metrics`.
-    model_dir : path
-        Where :func:`sweep_metrics` saved the weights (``<config key>.pt``).
-
-    Returns
-    -------
-    (torch.nn.Module, Dataset)
-        The model in eval mode, and its dataset (same seed and parameters as in training).
-
-    Raises
-    ------
-    FileNotFoundError
-        If no weights were saved for this config (it was run without ``model_dir``).
-    """
-    config = json.loads(canonical_json(config))
-    weights = Path(model_dir) / f"{config_key(config)}.pt"
-    if not weights.is_file():
-        raise FileNotFoundError(f"no saved weights for this run at {weights}; run it through sweep_metrics with "
-                                f"model_dir={str(model_dir)!r} (a store that already holds the run keeps no weights)")
-    run = RunConfig.from_dict(config)
-    data = load_dataset(run.dataset, seed=run.effective_data_seed, **run.dataset_params)
-    model = build_model(run.model, input_shape=data.input_shape, num_outputs=data.num_classes,
-                        seed=derive_seed(run.seed, "init"), **run.model_params)
-    model.load_state_dict(torch.load(weights))
-    return model.eval(), data
-
-
-def probability_fn(model: torch.nn.Module):
-    """numpy (N, d) -> class probabilities (N, C), for :func:`plot_decision_boundaries`."""
-    def predict(points: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return torch.softmax(model(torch.as_tensor(points, dtype=torch.float32)), dim=1).numpy()
-    return predict
-
-
-def cell(values, scale: float = 100.0, digits: int = 2) -> str:
-    """'mean ± half-width' of a list of per-seed values (times ``scale``); just the value for one seed."""
-    mean, half = mean_ci(values)
-    if len(values) == 1:
-        return f"{mean * scale:.{digits}f}"
-    return f"{mean * scale:.{digits}f} ± {half * scale:.{digits}f}"
-
-
-def compute_note(metrics: list[dict]) -> str:
-    """One sentence: how many training runs a section rests on and their summed wall time."""
-    return (f"{len(metrics)} training runs, {sum(m['run_wall_s'] for m in metrics):.0f} s of summed run time "
-            f"(two at a time on a shared machine). The Compute line above times only the last invocation, which "
-            f"reuses runs already in the result store.")
-
-
-def half_widths(samples: np.ndarray, scale: float = 100.0) -> np.ndarray | None:
-    """95% CI half-widths over the first (seed) axis times ``scale``; None for one seed (no spread estimate)."""
-    if samples.shape[0] < 2:
-        return None
-    flat = samples.reshape(samples.shape[0], -1)
-    return scale * np.array([mean_ci(flat[:, i])[1] for i in range(flat.shape[1])]).reshape(samples.shape[1:])
 
 
 # --------------------------------------------------------------------------- protocol
@@ -194,27 +73,6 @@ def _config(dataset: str, dataset_params: dict, training: dict, *, method: str, 
                 method=method, optimizer=training["optimizer"], lr=training["lr"], momentum=0.9, weight_decay=1e-4,
                 schedule="multistep", milestones=[epochs // 2, (3 * epochs) // 4], gamma=0.1, epochs=epochs,
                 batch_size=64, eval_rescaled=False, seed=seed, **extra)
-
-
-def calibrated_alphas(x_train, ks, alphas, n_trials: int) -> dict:
-    """Algorithm 1 of Greenewald et al. 2023 (Sec. 5.1): alpha_k at the xi that alpha gives k = 1.
-
-    Parameters
-    ----------
-    x_train : tensor or array (n, ...)
-        Training inputs the perturbations are measured on.
-    ks, alphas : sequences
-        Block sizes and k = 1 Beta parameters.
-    n_trials : int
-        Monte Carlo size of the distance estimates (the paper's N).
-
-    Returns
-    -------
-    dict
-        ``{(k, alpha): AlphaCalibration}``.
-    """
-    return {(k, alpha): calibrate_alpha(x_train, k=k, alpha=alpha, n_trials=n_trials, seed=0)
-            for k in ks for alpha in alphas}
 
 
 def reproduce(ctx: Context) -> Section:

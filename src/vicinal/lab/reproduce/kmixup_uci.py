@@ -16,7 +16,7 @@ from vicinal.alpha import perturbation_rms
 from ..datasets import load_dataset
 from ..plots import plot_heatmap
 from .base import Context, Section, markdown_table, mean_ci
-from .kmixup_toys import calibrated_alphas, cell, compute_note, half_widths, sweep_metrics
+from .runs import calibrated_alphas, cell, compute_note, half_widths, sweep_metrics
 
 KS = (1, 2, 4, 8, 16)
 ALPHAS = (0.05, 0.1, 1.0)

@@ -20,7 +20,7 @@ from vicinal.rescale import RescaledPredictor, fit_stats
 from ..evaluate import predict
 from ..plots import plot_curves, plot_reliability
 from .base import Context, Section, markdown_table, mean_ci
-from .kmixup_toys import cell, compute_note, load_trained_model, sweep_metrics
+from .runs import cell, compute_note, load_trained_model, sweep_metrics
 
 ALPHA = 1.0
 N_BINS = 10
