@@ -495,3 +495,11 @@ def test_dpi_must_be_a_positive_int(tmp_path, dpi, error, message):
 def test_method_colors_rejects_non_string_key():
     with pytest.raises(TypeError, match="method key must be a str, got 7 of type int"):
         plots.method_colors(["mixup", 7])
+
+
+def test_heatmap_of_one_value_keeps_its_colour_bar_at_the_value(tmp_path):
+    """A grid of 0 % errors everywhere must not get a colour bar reaching below 0."""
+    fig = plots.plot_heatmap([1, 2], [0.5, 1.0], np.zeros((2, 2)), tmp_path / "h.png")
+    image = fig.axes[0].images[0]
+    low, high = image.get_clim()
+    assert low == 0.0 and high > 0.0

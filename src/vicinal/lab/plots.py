@@ -435,6 +435,9 @@ def plot_heatmap(
     ax = fig.add_subplot()
     cmap = matplotlib.colormaps["viridis" if lower_is_better else "viridis_r"].with_extremes(bad="#d9d9d9")
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto")
+    low, high = np.nanmin(grid), np.nanmax(grid)
+    if low == high:  # one value everywhere (e.g. 0 % error): matplotlib would centre a range on it, below 0
+        image.set_clim(low, low + (abs(low) or 1.0))
     _write_cell_texts(ax, grid, half_widths, image, lower_is_better, decimals)
     ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
     ax.set_yticks(range(len(ks)), [f"{k:g}" for k in ks])
