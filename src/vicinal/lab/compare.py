@@ -15,6 +15,7 @@ import torch
 
 from .config import RunConfig, apply_settings, used_settings
 from .datasets import load_dataset
+from .evaluate import probability_fn
 from .models import build_model
 from .store import ResultStore, config_key
 from .sweep import run_sweep
@@ -101,13 +102,8 @@ def _plot_boundaries(data, configs: list[dict], model_dir: Path, rows, path: Pat
                             **config["model_params"])
         model.load_state_dict(torch.load(Path(model_dir) / f"{config_key(config)}.pt", weights_only=True))
         model.eval()
-        predict_fns[config["method"]] = functools.partial(_predict_proba, model)
+        predict_fns[config["method"]] = probability_fn(model)
         test_errors[config["method"]] = 100 * errors[config_key(config)]  # the panel titles show percent
     plot_decision_boundaries(data.x_train.numpy(), data.y_train.numpy(), predict_fns, path, test_errors=test_errors,
                              title=f"Decision boundaries on {data.name} (seed 0)")
     return path
-
-
-@torch.no_grad()
-def _predict_proba(model: torch.nn.Module, points) -> Any:
-    return torch.softmax(model(torch.as_tensor(points, dtype=torch.float32)), dim=1).numpy()

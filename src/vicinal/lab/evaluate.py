@@ -23,6 +23,14 @@ def predict(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 2048) 
         model.train(was_training)
 
 
+def probability_fn(model: torch.nn.Module):
+    """A numpy function (N, d) -> class probabilities (N, C) of ``model``, for decision-boundary plots."""
+    def predict_proba(points):
+        with torch.no_grad():
+            return torch.softmax(model(torch.as_tensor(points, dtype=torch.float32)), dim=1).numpy()
+    return predict_proba
+
+
 def classification_metrics(logits: torch.Tensor, y: torch.Tensor, *, n_bins: int, prefix: str = "test_") -> dict:
     """Error, NLL, ECE, MCE and adaptive ECE of logits against index labels, as a flat dict of floats."""
     return {

@@ -19,8 +19,8 @@ import numpy as np
 from ..datasets import load_dataset
 from ..plots import plot_decision_boundaries, plot_heatmap
 from .base import Context, Section, markdown_table
-from .runs import (calibrated_alphas, cell, compute_note, half_widths, load_trained_model, probability_fn,
-                   sweep_metrics)
+from ..evaluate import probability_fn
+from .runs import calibrated_alphas, cell, compute_note, half_widths, load_trained_model, sweep_metrics
 
 KS = (1, 2, 4, 8, 16)
 ALPHAS = (0.25, 1.0, 4.0, 16.0, 64.0)

@@ -103,14 +103,6 @@ def load_trained_model(config: dict, model_dir: Path) -> tuple[torch.nn.Module, 
     return model.eval(), data
 
 
-def probability_fn(model: torch.nn.Module):
-    """numpy (N, d) -> class probabilities (N, C), for :func:`plot_decision_boundaries`."""
-    def predict(points: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return torch.softmax(model(torch.as_tensor(points, dtype=torch.float32)), dim=1).numpy()
-    return predict
-
-
 def cell(values, scale: float = 100.0, digits: int = 2) -> str:
     """'mean ± half-width' of a list of per-seed values (times ``scale``); just the value for one seed."""
     mean, half = mean_ci(values)
