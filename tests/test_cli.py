@@ -104,3 +104,39 @@ def test_readme_examples_run():
                  x_test=x[:8], y_test=y[:8])
     for block in blocks:
         exec(compile(block.replace("num_workers=2", "num_workers=0"), "README", "exec"), scope)
+
+
+def test_sweep_with_checkpoints_resumes_a_killed_run(tmp_path, capsys, monkeypatch):
+    """A run killed after its first epoch resumes from the checkpoint and ends with the uninterrupted numbers."""
+    import vicinal.lab.trainer as trainer_module
+    from vicinal.lab.store import ResultStore
+
+    args = ["sweep", "--set", "seeds=1", "base.dataset=spirals", "base.dataset_params={n_per_class=40}",
+            "base.model_params={widths=[8]}", "base.epochs=3", "base.batch_size=16", "base.method=mixup"]
+    assert main(args + ["--store", str(tmp_path / "plain.sqlite")]) == 0
+    real_save = trainer_module._save_checkpoint
+
+    def save_then_die(path, config, epoch, *rest):
+        real_save(path, config, epoch, *rest)
+        if epoch == 1:
+            raise KeyboardInterrupt  # what Ctrl-C does in the middle of a run
+
+    monkeypatch.setattr(trainer_module, "_save_checkpoint", save_then_die)
+    store, ckpt = tmp_path / "ckpt.sqlite", tmp_path / "ckpt"
+    assert main(args + ["--store", str(store), "--checkpoint-dir", str(ckpt)]) == 130
+    assert len(list(ckpt.glob("*.pt"))) == 1
+    saved_epochs = []
+
+    def record(path, config, epoch, *rest):
+        saved_epochs.append(epoch)
+        real_save(path, config, epoch, *rest)
+
+    monkeypatch.setattr(trainer_module, "_save_checkpoint", record)
+    assert main(args + ["--store", str(store), "--checkpoint-dir", str(ckpt)]) == 0
+    assert saved_epochs == [2, 3], "the rerun continues after epoch 1 instead of starting over"
+    assert list(ckpt.glob("*.pt")) == []  # removed once the run is stored
+    with ResultStore(tmp_path / "plain.sqlite") as a, ResultStore(store) as b:
+        (plain,), (resumed,) = a.rows(), b.rows()
+    assert resumed.metrics["train_loss"] == plain.metrics["train_loss"]
+    assert resumed.metrics["test_nll"] == plain.metrics["test_nll"]
+    capsys.readouterr()

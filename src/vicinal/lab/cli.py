@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batched", action="store_true",
                    help="train compatible small models together as one stacked ensemble (MLP/RFF/LeNet)")
     p.add_argument("--max-batch", type=int, default=100, help="members per batched ensemble (default 100)")
+    p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                   help="checkpoint every run each epoch here, so a killed sweep also resumes the runs in flight")
     p.add_argument("--dry-run", action="store_true", help="print the configs and how many are already stored")
 
     p = sub.add_parser("report", help="tables (mean +/- 95%% CI) and plots from a result store")
@@ -109,7 +112,7 @@ def _compare(args) -> int:
 def _sweep(args) -> int:
     from .config import RunConfig
     from .sweep import expand_grid, load_sweep, run_sweep, spec_from_overrides
-    from .trainer import run
+    from .trainer import run, run_checkpointed
 
     spec = load_sweep(args.file, args.overrides) if args.file else spec_from_overrides(args.overrides)
     configs = [RunConfig.from_dict(c).to_dict() for c in expand_grid(spec)]  # validate all before training
@@ -119,11 +122,15 @@ def _sweep(args) -> int:
         for config in configs:
             print(("stored  " if config_key(config) in done else "pending ") + str(config))
         return 0
-    batch = {}
+    if args.batched and args.checkpoint_dir:
+        raise ValueError("--checkpoint-dir applies to one-at-a-time runs; drop it or drop --batched")
+    batch, run_fn = {}, run
     if args.batched:
         from .ensemble import batch_group_key, run_batch
-        batch = dict(batch_fn=run_batch, group_key=batch_group_key, max_batch=args.max_batch)
-    summary = run_sweep(configs, None if args.batched else run, store=args.store, executor=args.executor,
+        batch, run_fn = dict(batch_fn=run_batch, group_key=batch_group_key, max_batch=args.max_batch), None
+    elif args.checkpoint_dir:
+        run_fn = functools.partial(run_checkpointed, checkpoint_dir=args.checkpoint_dir)
+    summary = run_sweep(configs, run_fn, store=args.store, executor=args.executor,
                         workers=args.workers, address=args.address, **batch)
     print(summary)
     return 1 if summary.failures else 0

@@ -242,6 +242,20 @@ def run(config: dict) -> dict[str, Any]:
     return train(config)
 
 
+def run_checkpointed(config: dict, *, checkpoint_dir: str) -> dict[str, Any]:
+    """Like :func:`run`, checkpointing every epoch to ``checkpoint_dir/<config key>.pt``.
+
+    A sweep killed in the middle of a long run resumes that run from its last finished epoch (with
+    the numbers of an uninterrupted run); the checkpoint is removed once the run is done.
+    """
+    from .store import config_key
+
+    path = Path(checkpoint_dir) / f"{config_key(config)}.pt"
+    results = train(config, checkpoint=path)
+    path.unlink(missing_ok=True)  # the result store now holds the run
+    return results
+
+
 def run_and_save(config: dict, *, model_dir: str) -> dict[str, Any]:
     """Like :func:`run`, and save the trained weights to ``model_dir/<config key>.pt`` (for figures)."""
     from .store import config_key
