@@ -5,14 +5,14 @@ import logging
 import pytest
 import torch
 
-from vicinal.lab.ensemble import (StackedAdam, StackedModel, StackedSGD, UnsupportedModelError, _gamma_draws,
-                                  _lam_from_gamma_draws, _write_cycles, batch_group_key, fit_batched, run_batch,
+from vicinal.lab.ensemble import (StackedAdam, StackedModel, StackedSGD, UnsupportedModelError,
+                                  _write_cycles, batch_group_key, fit_batched, run_batch,
                                   train_batched)
 from vicinal.lab.models import build_model
 from vicinal.lab.store import ResultStore
 from vicinal.lab.sweep import run_sweep
 from vicinal.lab.trainer import train
-from vicinal.lam import sample_lam
+from vicinal.lam import gamma_draws, lam_from_draws, sample_lam
 from vicinal.pairing import RandomPairing
 
 SMALL = dict(dataset="spirals", dataset_params={"n_per_class": 60}, model="mlp", model_params={"widths": [16, 16]},
@@ -109,13 +109,14 @@ def test_vectorised_lambda_and_partner_draws_equal_the_core(alpha, truncate):
     draws, orders, expected_lam, expected_partners = [], [], [], []
     for seed, size in enumerate(sizes):
         generator, core_generator = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
-        draws += _gamma_draws(torch.full((1,), alpha + 1.0, dtype=torch.float64), generator)
+        draws.append(gamma_draws(1, alpha, generator=generator))
         orders.append(torch.randperm(size, generator=generator))
         expected_lam.append(sample_lam(size, alpha, truncate=truncate, generator=core_generator,
                                        dtype=torch.float64)[0])
         expected_partners.append(RandomPairing()(torch.zeros(size, 2), generator=core_generator))
-    lam = _lam_from_gamma_draws(torch.cat(draws).view(-1, 4), torch.full((20,), alpha, dtype=torch.float64),
-                                torch.full((20,), truncate))
+    # All members at once, with per-member alpha / truncate tensors, as the ensemble computes them.
+    lam = lam_from_draws(torch.cat(draws, dim=1), torch.full((20,), alpha, dtype=torch.float64),
+                         torch.full((20,), truncate))
     torch.testing.assert_close(lam, torch.stack(expected_lam), rtol=1e-12, atol=0)
     partner = torch.full((20, 7), -1)
     _write_cycles(partner, list(range(20)), orders)

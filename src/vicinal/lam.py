@@ -9,18 +9,36 @@ from ._checks import check_choice, check_generator, check_int, check_positive_fl
 LAM_MODES = ("batch", "sample")
 
 
-def _log_gamma_sample(shape: tuple[int, ...], alpha: float, generator: torch.Generator | None,
-                      device: torch.device) -> torch.Tensor:
-    """log of Gamma(alpha, 1) draws, stable for tiny alpha.
+def gamma_draws(n: int, alpha: float, *, generator: torch.Generator | None = None,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    r"""The raw random draws behind ``n`` lambdas, shape (4, n), float64, in the order they are consumed:
+    :math:`G_1 \sim \Gamma(\alpha + 1)`, :math:`U_1`, :math:`G_2 \sim \Gamma(\alpha + 1)`, :math:`U_2`.
 
-    Uses G(a) = G(a + 1) * U ** (1 / a) (Marsaglia and Tsang's boost), so
-    log G(a) = log G(a + 1) + log(U) / a never underflows, unlike G(a) itself for a << 1.
+    Split from :func:`lam_from_draws` so a batched trainer can make only these calls per member (each
+    member owns a generator) and turn all members' draws into lambdas at once.
     """
-    boosted = torch._standard_gamma(torch.full(shape, alpha + 1.0, dtype=torch.float64, device=device),
-                                    generator=generator)
+    draws = []
+    for _ in range(2):
+        draws.append(torch._standard_gamma(torch.full((n,), alpha + 1.0, dtype=torch.float64, device=device),
+                                           generator=generator))
+        draws.append(torch.rand(n, dtype=torch.float64, device=device, generator=generator))
+    return torch.stack(draws)
+
+
+def lam_from_draws(draws: torch.Tensor, alpha: float | torch.Tensor,
+                   truncate: bool | torch.Tensor = False) -> torch.Tensor:
+    r"""Lambdas from :func:`gamma_draws` (shape (4, ...)); ``alpha`` and ``truncate`` broadcast over ``...``.
+
+    Uses :math:`G(a) = G(a + 1)\,U^{1/a}` (Marsaglia and Tsang's boost), so
+    :math:`\log G(a) = \log G(a + 1) + \log(U) / a` never underflows, unlike :math:`G(a)` itself for
+    :math:`a \ll 1`; then :math:`\lambda = \sigma(\log G_1 - \log G_2)`, and
+    :math:`\max(\lambda, 1 - \lambda)` where truncated.
+    """
     # 1 - rand lies in (0, 1]: its log is finite.
-    uniform = 1.0 - torch.rand(shape, dtype=torch.float64, device=device, generator=generator)
-    return torch.log(boosted) + torch.log(uniform) / alpha
+    log_g1 = torch.log(draws[0]) + torch.log(1.0 - draws[1]) / alpha
+    log_g2 = torch.log(draws[2]) + torch.log(1.0 - draws[3]) / alpha
+    lam = torch.sigmoid(log_g1 - log_g2)
+    return torch.where(torch.as_tensor(truncate), torch.maximum(lam, 1.0 - lam), lam)
 
 
 def sample_lam(
@@ -72,11 +90,7 @@ def sample_lam(
     generator = check_generator(generator)
     draw_device = generator.device if generator is not None else torch.device("cpu")
     n = batch_size if lam_mode == "sample" else 1
-    log_g1 = _log_gamma_sample((n,), alpha, generator, draw_device)
-    log_g2 = _log_gamma_sample((n,), alpha, generator, draw_device)
-    lam = torch.sigmoid(log_g1 - log_g2)
-    if truncate:
-        lam = torch.maximum(lam, 1.0 - lam)
+    lam = lam_from_draws(gamma_draws(n, alpha, generator=generator, device=draw_device), alpha, truncate)
     if n == 1:
         lam = lam.expand(batch_size)
     return lam.to(device=device or draw_device, dtype=dtype).contiguous()

@@ -51,7 +51,7 @@ from torch import nn
 
 import vicinal as v
 from vicinal.graphs import Exponential, Threshold
-from vicinal.lam import sample_lam
+from vicinal.lam import gamma_draws, lam_from_draws, sample_lam
 from vicinal.pairing import GraphPairing
 from vicinal.rescale import fit_stats, modified_data
 from vicinal.targets import dense_targets
@@ -459,7 +459,6 @@ class _Step:
         self.reduction = [c.reduction if c.method in MIXING_METHODS else "mean" for c in configs]
         self.alpha = torch.tensor([c.alpha for c in configs], dtype=torch.float64)
         self.truncate = torch.tensor([c.truncate for c in configs])
-        self.concentration = [torch.full((1,), c.alpha + 1.0, dtype=torch.float64) for c in configs]
 
     def _graph_members(self, kind: type, field: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(mask (M, 1), parameter (M, 1)) of members whose uniform-sampling weights are vectorised."""
@@ -499,7 +498,7 @@ class _Step:
 
         Only the random draws run member by member, in the mixer's order (lambda, then partners).
         The Gamma / uniform draws of one-lambda-per-batch members become lambdas for all of them at
-        once (:func:`_lam_from_gamma_draws`), and the random orders of random-pairing members
+        once (:func:`vicinal.lam.lam_from_draws`), and the random orders of random-pairing members
         become partners at once (:func:`_write_cycles`).
         """
         lam = torch.ones(x.shape[:2], dtype=x.dtype)
@@ -515,7 +514,7 @@ class _Step:
             if member.mixer.lam_mode == "batch":
                 rows.append(row)
                 members.append(m)
-                draws += _gamma_draws(self.concentration[m], generator)
+                draws.append(gamma_draws(1, member.mixer.alpha, generator=generator))
             else:
                 lam[row, :size] = sample_lam(size, member.mixer.alpha, lam_mode="sample",
                                              truncate=member.mixer.truncate, generator=generator, dtype=x.dtype)
@@ -525,8 +524,8 @@ class _Step:
             else:
                 partner[row, :size], weights[row, :size] = _pair_member(member, x[row, :size])
         if rows:
-            draws = torch.cat(draws).view(-1, 4)
-            lam[rows] = _lam_from_gamma_draws(draws, self.alpha[members], self.truncate[members]).to(x.dtype)[:, None]
+            draws = torch.cat(draws, dim=1)  # (4, members)
+            lam[rows] = lam_from_draws(draws, self.alpha[members], self.truncate[members]).to(x.dtype)[:, None]
         _write_cycles(partner, cycle_rows, orders)
         for row in cycle_rows:  # kNN weights need the whole graph matrix: member by member
             m = int(active[row])
@@ -564,32 +563,6 @@ class _Step:
             elif self.reduction[m] == "normalized" and self.members[m].mixer.graph is not None:
                 divisor[row] = weights[row].sum().clamp_min(torch.finfo(weights.dtype).tiny)
         return divisor
-
-
-def _gamma_draws(concentration: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
-    r"""The four random draws of ``sample_lam(B, alpha, lam_mode="batch", generator=generator)``, in its order.
-
-    ``vicinal.lam.sample_lam`` draws :math:`G(\alpha + 1)` then :math:`U` for each of its two Gamma
-    variables (``concentration`` holds :math:`\alpha + 1`). Only the draws stay per member; the
-    arithmetic that turns them into lambda runs for all members at once. ``tests/test_ensemble.py``
-    pins this to ``sample_lam``.
-    """
-    return [torch._standard_gamma(concentration, generator=generator),
-            torch.rand(1, dtype=torch.float64, generator=generator),
-            torch._standard_gamma(concentration, generator=generator),
-            torch.rand(1, dtype=torch.float64, generator=generator)]
-
-
-def _lam_from_gamma_draws(draws: torch.Tensor, alpha: torch.Tensor, truncate: torch.Tensor) -> torch.Tensor:
-    r"""Lambda of each member from its :func:`_gamma_draws` (rows of ``draws``), as ``sample_lam`` computes it.
-
-    :math:`\log G(\alpha) = \log G(\alpha + 1) + \log(1 - U) / \alpha` and
-    :math:`\lambda = \sigma(\log G_1 - \log G_2)`, then :math:`\max(\lambda, 1 - \lambda)` where truncated.
-    """
-    log_g1 = torch.log(draws[:, 0]) + torch.log(1.0 - draws[:, 1]) / alpha
-    log_g2 = torch.log(draws[:, 2]) + torch.log(1.0 - draws[:, 3]) / alpha
-    lam = torch.sigmoid(log_g1 - log_g2)
-    return torch.where(truncate, torch.maximum(lam, 1.0 - lam), lam)
 
 
 def _is_random_pairing(mixer) -> bool:
