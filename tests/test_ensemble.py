@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from vicinal.lab.ensemble import (StackedAdam, StackedModel, StackedSGD, UnsupportedModelError,
-                                  _write_cycles, batch_group_key, fit_batched, run_batch,
+                                  batch_group_key, fit_batched, run_batch,
                                   train_batched)
 from vicinal.lab.models import build_model
 from vicinal.lab.store import ResultStore
 from vicinal.lab.sweep import run_sweep
 from vicinal.lab.trainer import train
-from vicinal.lam import gamma_draws, lam_from_draws, sample_lam
-from vicinal.pairing import RandomPairing
+from vicinal.lam import lam_from_uniforms, sample_lam
+from vicinal.pairing import RandomPairing, order_from_uniforms
 
 SMALL = dict(dataset="spirals", dataset_params={"n_per_class": 60}, model="mlp", model_params={"widths": [16, 16]},
              optimizer="adam", lr=0.01, epochs=3, batch_size=16, eps=1.5, k=4)
@@ -101,27 +101,35 @@ def test_chunk_size_is_logged_and_printed_with_progress(caplog, capsys):
     assert "2 members in 1 chunk(s) of at most 2" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("sizes", [(1, 1), (1, 20, 1, 20), (16, 17, 3), (2000, 1, 2000)])
+def test_consecutive_uniform_draws_continue_one_stream(sizes):
+    """What lets the ensemble draw a whole epoch per member: n calls of torch.rand = one call of the total size."""
+    parts = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    calls = torch.cat([torch.rand(n, dtype=torch.float64, generator=parts[0]) for n in sizes])
+    assert torch.equal(calls, torch.rand(sum(sizes), dtype=torch.float64, generator=parts[1]))
+
+
 @pytest.mark.parametrize("alpha", [0.05, 1.0, 3.5])
 @pytest.mark.parametrize("truncate", [False, True])
-def test_vectorised_lambda_and_partner_draws_equal_the_core(alpha, truncate):
-    """The ensemble's per-member draws are sample_lam's and RandomPairing's, from the same generator state."""
-    sizes = [7, 7, 3, 7, 5] * 4  # rows of several lengths, padded to 7
-    draws, orders, expected_lam, expected_partners = [], [], [], []
+def test_lambdas_and_orders_from_one_epoch_draw_equal_the_core(alpha, truncate):
+    """Per-step sample_lam + RandomPairing calls equal the vectorised transforms of one uniform draw."""
+    sizes = [7, 3, 5]
+    steps = 4
     for seed, size in enumerate(sizes):
-        generator, core_generator = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
-        draws.append(gamma_draws(1, alpha, generator=generator))
-        orders.append(torch.randperm(size, generator=generator))
-        expected_lam.append(sample_lam(size, alpha, truncate=truncate, generator=core_generator,
-                                       dtype=torch.float64)[0])
-        expected_partners.append(RandomPairing()(torch.zeros(size, 2), generator=core_generator))
-    # All members at once, with per-member alpha / truncate tensors, as the ensemble computes them.
-    lam = lam_from_draws(torch.cat(draws, dim=1), torch.full((20,), alpha, dtype=torch.float64),
-                         torch.full((20,), truncate))
-    torch.testing.assert_close(lam, torch.stack(expected_lam), rtol=1e-12, atol=0)
-    partner = torch.full((20, 7), -1)
-    _write_cycles(partner, list(range(20)), orders)
-    for row, (size, expected) in enumerate(zip(sizes, expected_partners)):
-        assert torch.equal(partner[row, :size], expected) and bool((partner[row, size:] == -1).all())
+        generator = torch.Generator().manual_seed(seed)
+        lam, expected_partners = [], []
+        for _ in range(steps):  # what Mixup draws at each step: its lambda, then its partners
+            lam.append(sample_lam(size, alpha, truncate=truncate, generator=generator, dtype=torch.float64)[0])
+            expected_partners.append(RandomPairing()(torch.zeros(size, 2), generator=generator))
+        u = torch.rand(steps * (1 + size), dtype=torch.float64,
+                       generator=torch.Generator().manual_seed(seed)).view(steps, 1 + size)
+        torch.testing.assert_close(lam_from_uniforms(u[:, 0], alpha, truncate), torch.stack(lam), rtol=0, atol=0)
+        padded = torch.cat([u[:, 1:], torch.full((steps, 2), float("inf"), dtype=torch.float64)], dim=1)
+        order = order_from_uniforms(padded)
+        for s in range(steps):
+            cycle = torch.empty(size, dtype=torch.long)
+            cycle[order[s, :size]] = order[s, :size].roll(-1)
+            assert torch.equal(cycle, expected_partners[s])
 
 
 @pytest.mark.parametrize("name, params, input_shape", [

@@ -1,6 +1,7 @@
 """Property-based invariants of every mixer: convex combinations, soft targets on the simplex,
 inputs untouched, determinism under a seed."""
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -129,3 +130,26 @@ def test_truncated_lambda_mean_is_theta_bar_of_alpha_one():
     lam = v.sample_lam(200000, 1.0, lam_mode="sample", truncate=True, generator=torch.Generator().manual_seed(0),
                        dtype=torch.float64)
     assert abs(float(lam.mean()) - 0.75) < 0.003  # Carratino et al.: theta_bar(1) = 3/4
+
+
+@pytest.mark.parametrize("alpha", [1e-3, 0.05, 0.4, 2.0])
+def test_lambda_quantile_keeps_relative_precision_in_both_tails(alpha):
+    """lam_from_uniforms inverts the Beta CDF: I_lam(a, a) = u near 0, and 1 - lam likewise near 1 (symmetry)."""
+    from scipy import special
+    u = torch.tensor([2.0 ** -40, 2.0 ** -20, 2.0 ** -7, 0.25, 0.5], dtype=torch.float64)  # 1 - u is exact
+    low = v.lam.lam_from_uniforms(u, alpha)
+    high = v.lam.lam_from_uniforms(1.0 - u, alpha)
+    # alpha = 1e-3 puts the smaller quantiles below float64's normal range; scipy returns its smallest normal there.
+    inside = low > 2.3e-308
+    assert int(inside.sum()) >= 2
+    np.testing.assert_allclose(special.betainc(alpha, alpha, low[inside].numpy()), u[inside].numpy(), rtol=1e-8)
+    assert torch.equal(high[:-1], 1.0 - low[:-1])  # the upper tail mirrors the lower one (u = 1/2 maps to itself)
+    truncated = v.lam.lam_from_uniforms(torch.cat([u, 1.0 - u]), alpha, truncate=True)
+    torch.testing.assert_close(truncated, torch.cat([1.0 - low, 1.0 - low]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("alpha", [2.0, 20.0])  # small alpha is covered by the quantile test (float64 atoms at 1)
+def test_lambda_distribution_matches_beta_for_large_alpha(alpha):
+    from scipy import stats
+    lam = v.sample_lam(20000, alpha, lam_mode="sample", generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert stats.kstest(lam.numpy(), stats.beta(alpha, alpha).cdf).pvalue > 1e-3

@@ -90,7 +90,7 @@ def test_ot_block_matching_is_optimal_permutation(k):
     g = gen(11)
     partner = pairing(x, generator=g)
     # Recover the block structure from the same draws: the random order comes first.
-    order = torch.randperm(n, generator=gen(11))
+    order = v.pairing.random_order(n, gen(11))
     blocks = order.view(3, k)
     xn = x.numpy()
     for t in range(3):
@@ -107,7 +107,7 @@ def test_ot_remainder_is_matched_to_head_of_first_block():
     n, k = 11, 4  # two blocks of 4 and a remainder of 3
     x = torch.randn(n, 2, generator=gen(1), dtype=torch.float64)
     partner = v.OptimalTransportPairing(k)(x, generator=gen(2))
-    order = torch.randperm(n, generator=gen(2))
+    order = v.pairing.random_order(n, gen(2))
     remainder, head = order[8:], order[:3]
     assert sorted(partner[remainder].tolist()) == sorted(head.tolist())
     achieved = float(((x[remainder] - x[partner[remainder]]) ** 2).sum())
@@ -179,3 +179,17 @@ def test_random_partner_is_uniform_over_others():
     assert np.all(np.diag(freq) == 0)
     off = freq[~np.eye(5, dtype=bool)]
     assert np.abs(off - 0.25).max() < 0.03
+
+
+def test_weighted_sampling_never_draws_a_zero_weight_partner_even_at_u_near_one():
+    w = torch.tensor([[1.0, 0.0, 2.0, 0.0], [0.0, 1.0, 0.0, 0.0], [3.0, 0.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    u = torch.tensor([1.0 - 2 ** -53, 1.0 - 2 ** -53, 0.0, 0.99], dtype=torch.float64)
+    partner = v.GraphPairing.from_uniforms(w, u)
+    assert partner.tolist() == [2, 1, 0, 3]
+    # A stack of matrices gives each matrix's own draws (what the batched trainer relies on).
+    stack = torch.stack([w, w.flip(0, 1)])
+    uniforms = torch.rand(2, 4, dtype=torch.float64, generator=gen(3))
+    together = v.GraphPairing.from_uniforms(stack, uniforms)
+    for m in range(2):
+        assert torch.equal(together[m], v.GraphPairing.from_uniforms(stack[m], uniforms[m]))
+        assert bool((stack[m][torch.arange(4), together[m]] > 0).all())

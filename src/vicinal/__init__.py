@@ -19,7 +19,7 @@ from .pairing import GraphPairing, OptimalTransportPairing, RandomPairing
 from .rescale import RescaledPredictor, TrainingStats, fit_stats, modified_data
 from .targets import dense_targets
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "KMixup", "LocalMixup", "Mixer", "Mixup", "MixedBatch", "MixCollate",

@@ -54,6 +54,22 @@ def _costs_to_next_block(blocks: torch.Tensor) -> torch.Tensor:
     return (norms[:, :, None] + norms.roll(-1, 0)[:, None, :] - 2.0 * products).clamp_min_(0.0)
 
 
+def order_from_uniforms(u: torch.Tensor) -> torch.Tensor:
+    """The permutation that sorts ``u`` along its last axis (stable): uniform i.i.d. keys give a uniformly
+    random order. Positions padded with ``inf`` sort last, so rows of different lengths share one call."""
+    return torch.argsort(u.detach().cpu(), dim=-1, stable=True)
+
+
+def random_order(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A uniformly random permutation of ``range(n)`` (CPU), from exactly ``n`` float64 uniforms of ``generator``.
+
+    Every pairing draws its randomness this way (a fixed count per call, in a fixed order), so a batched
+    trainer can draw a whole epoch of uniforms per member in one call and get the same partners.
+    """
+    draw_device = generator.device if generator is not None else torch.device("cpu")
+    return order_from_uniforms(torch.rand(n, dtype=torch.float64, generator=generator, device=draw_device))
+
+
 class OptimalTransportPairing:
     r"""k-Mixup pairing: optimal-transport matching of disjoint random blocks of ``k`` samples.
 
@@ -93,27 +109,46 @@ class OptimalTransportPairing:
 
     def __call__(self, x: torch.Tensor, partner_x: torch.Tensor | None = None, *,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """Partner index (B,) into ``partner_x`` (or into ``x`` itself when no partner batch is given)."""
-        n, k = x.shape[0], self.k
-        draw_device = generator.device if generator is not None else torch.device("cpu")
-        order = torch.randperm(n, generator=generator, device=draw_device).cpu()
-        n_blocks, remainder = divmod(n, k)
+        """Partner index (B,) into ``partner_x`` (or into ``x`` itself when no partner batch is given).
+
+        Draws :func:`random_order` of the batch (B uniforms), then, with a partner batch, a random
+        order of the partner batch (B more); :meth:`pair_in_order` does the rest.
+        """
+        n = x.shape[0]
+        self._check_sizes(n, partner_x)
+        order = random_order(n, generator)
+        partner_order = None if partner_x is None else random_order(n, generator)
+        return self.pair_in_order(x, order, partner_x, partner_order)
+
+    def _check_sizes(self, n: int, partner_x: torch.Tensor | None) -> None:
+        k = self.k
         if partner_x is None:
-            if k > 1 and n_blocks < 2:
+            if k > 1 and n // k < 2:
                 raise ValueError(
                     f"k-Mixup with k={k} needs at least 2k={2 * k} samples in the batch to match two "
                     f"disjoint blocks, got a batch of {n}. Use k <= {max(n // 2, 1)}, drop the short last "
                     f"batch (DataLoader(drop_last=True)), or pass an independent partner batch."
                 )
+        elif partner_x.shape[0] != n:
+            raise ValueError(f"partner batch must have as many samples as the batch ({n}), got {partner_x.shape[0]}")
+
+    def pair_in_order(self, x: torch.Tensor, order: torch.Tensor, partner_x: torch.Tensor | None = None,
+                      partner_order: torch.Tensor | None = None) -> torch.Tensor:
+        """Partners (B,) given the random order of the batch (and of the partner batch, when one is given).
+
+        The deterministic part of :meth:`__call__`: blocks are cut from ``order``; block t is
+        matched to block t + 1 (mod m), or to block t of ``partner_order`` in the partner batch.
+        """
+        n, k = x.shape[0], self.k
+        self._check_sizes(n, partner_x)
+        order = order.cpu()
+        n_blocks, remainder = divmod(n, k)
+        if partner_x is None:
             full = order[: n_blocks * k]
             # Block t is matched to block t + 1 (mod m); the remainder to the head of block 0.
             targets = torch.cat([full.roll(-k), order[:remainder]])
         else:
-            if partner_x.shape[0] != n:
-                raise ValueError(
-                    f"partner batch must have as many samples as the batch ({n}), got {partner_x.shape[0]}"
-                )
-            targets = torch.randperm(n, generator=generator, device=draw_device).cpu()
+            targets = partner_order.cpu()
         if k == 1:
             partner = torch.empty_like(order)
             partner[order] = targets
@@ -183,12 +218,30 @@ class GraphPairing:
     """
 
     def __call__(self, weights: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Partner index (B,) drawn row-wise from the weight matrix (B, B) (self loop must be > 0)."""
+        """Partner index (B,) drawn row-wise from the weight matrix (B, B) (self loop must be > 0).
+
+        Draws exactly B float64 uniforms from ``generator``; :meth:`from_uniforms` maps them to partners.
+        """
         draw_device = generator.device if generator is not None else torch.device("cpu")
-        rows = weights.detach().to(draw_device, torch.float64)
-        if bool((rows.sum(1) <= 0).any()):
+        u = torch.rand(weights.shape[0], dtype=torch.float64, generator=generator, device=draw_device)
+        return self.from_uniforms(weights, u).to(weights.device)
+
+    @staticmethod
+    def from_uniforms(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        r"""Inverse-CDF draw of row i's partner with uniform ``u[i]``; batches of matrices (..., B, B) too.
+
+        Partner of row i: the first j with :math:`\sum_{l \le j} W[i, l] > u_i \sum_l W[i, l]`, so j is
+        chosen with probability :math:`W[i, j] / \sum_l W[i, l]` and never when :math:`W[i, j] = 0`.
+        """
+        rows = weights.detach().to("cpu", torch.float64)
+        cdf = rows.cumsum(-1)
+        total = cdf[..., -1:]
+        if bool((total <= 0).any()):
             raise ValueError("every row of the locality graph needs a positive weight (the self loop) to draw a partner")
-        return torch.multinomial(rows, 1, generator=generator).squeeze(1).to(weights.device)
+        partner = torch.searchsorted(cdf, u.cpu().unsqueeze(-1) * total, right=True).squeeze(-1)
+        # u * total can round up to total itself (u within 1e-16 of 1): take the last positive column.
+        last = rows.shape[-1] - 1 - (rows.flip(-1) > 0).to(torch.int8).argmax(-1)
+        return torch.minimum(partner, last)
 
     def __repr__(self) -> str:
         return "GraphPairing()"

@@ -51,8 +51,8 @@ from torch import nn
 
 import vicinal as v
 from vicinal.graphs import Exponential, Threshold
-from vicinal.lam import gamma_draws, lam_from_draws, sample_lam
-from vicinal.pairing import GraphPairing
+from vicinal.lam import lam_from_uniforms
+from vicinal.pairing import GraphPairing, order_from_uniforms
 from vicinal.rescale import fit_stats, modified_data
 from vicinal.targets import dense_targets
 
@@ -513,7 +513,12 @@ class _Step:
         self.all_valid = torch.ones(len(members), int(self.batch_sizes.max()), dtype=torch.bool)
         self.classification = members[0].dataset.num_classes is not None
         self.inputs, self.targets, self.source = _training_sources(members)
-        self.mixes = [c.method in MIXING_METHODS for c in configs]
+        self.mixes = torch.tensor([c.method in MIXING_METHODS for c in configs])
+        self.per_sample = torch.tensor([m.mixer is not None and m.mixer.lam_mode == "sample" for m in members])
+        self.cycles = torch.tensor([m.mixer is not None and _is_random_pairing(m.mixer) for m in members])
+        # Members whose partners or weights need their own distance matrix: OT, weighted sampling, kNN.
+        self.own_pairing = torch.tensor([m.mixer is not None and (not _is_random_pairing(m.mixer) or (
+            m.mixer.graph is not None and m.mixer.graph.needs_full_matrix)) for m in members])
         self.threshold = self._graph_members(Threshold, "eps")
         self.exponential = self._graph_members(Exponential, "decay")
         self.reduction = [c.reduction if c.method in MIXING_METHODS else "mean" for c in configs]
@@ -536,11 +541,37 @@ class _Step:
         its epoch order once per epoch, so that a step is a slice; otherwise every step gathers its rows.
         """
         self.orders = orders
+        self._draw_epoch_uniforms()
         copy_bytes = orders.numel() * (self.inputs[0, 0].numel() + self.targets[0, 0].numel()) * self.inputs.element_size()
         self.epoch_data = None
         if copy_bytes <= EPOCH_COPY_BUDGET:
             source = self.source[:, None]
             self.epoch_data = self.inputs[source, orders], self.targets[source, orders]
+
+    def _draw_epoch_uniforms(self) -> None:
+        """Every mixing member's uniforms for the whole epoch, one ``torch.rand`` call per member.
+
+        ``trainer.train`` calls the mixer once per step, which draws first the lambda uniforms (1, or
+        B per sample) then the B uniforms of the random order (:func:`vicinal.lam.sample_lam`,
+        :func:`vicinal.pairing.random_order`): the same numbers, because consecutive ``torch.rand``
+        calls on a CPU generator continue one stream (pinned by ``tests/test_ensemble.py``).
+        """
+        members = self.members
+        steps = max(m.steps_per_epoch for m in members)
+        lam_width = max(int(m.batch_size if self.per_sample[i] else 1) for i, m in enumerate(members))
+        lam_u = torch.zeros(len(members), steps, lam_width, dtype=torch.float64)
+        pair_u = torch.full((len(members), steps, int(self.batch_sizes.max())), math.inf, dtype=torch.float64)
+        for i, member in enumerate(members):
+            if not self.mixes[i]:
+                continue
+            size, n_lam = member.batch_size, member.batch_size if self.per_sample[i] else 1
+            u = torch.rand(member.steps_per_epoch * (n_lam + size), dtype=torch.float64,
+                           generator=member.mix_generator).view(member.steps_per_epoch, n_lam + size)
+            lam_u[i, :member.steps_per_epoch, :n_lam] = u[:, :n_lam]
+            pair_u[i, :member.steps_per_epoch, :size] = u[:, n_lam:]
+        self.epoch_lam = lam_from_uniforms(lam_u, self.alpha[:, None, None], self.truncate[:, None, None]) \
+            .to(self.inputs.dtype)
+        self.epoch_pair_u = pair_u
 
     def batch(self, step: int, active: torch.Tensor, everyone: bool):
         """Member m's slice ``order[step * B_m : (step + 1) * B_m]`` for each active member m, padded."""
@@ -559,9 +590,9 @@ class _Step:
         return self.inputs[source, index], self.targets[source, index], valid
 
     def loss(self, x: torch.Tensor, t: torch.Tensor, valid: torch.Tensor, active: torch.Tensor,
-             everyone: bool) -> torch.Tensor:
+             everyone: bool, step: int) -> torch.Tensor:
         """Training loss (A,) of the active members (indices ``active``); draws their lambdas and partners."""
-        lam, partner, weights = self._draw(x, active)
+        lam, partner, weights = self._draw(x, active, step)
         rows = torch.arange(len(active))[:, None]
         if self.threshold is not None or self.exponential is not None:
             weights = self._graph_weights(x, x[rows, partner], weights, active)
@@ -573,45 +604,34 @@ class _Step:
         weighted = torch.where(weights > 0, weights * per_sample, torch.zeros_like(per_sample))
         return weighted.sum(1) / self._divisor(weights, active)
 
-    def _draw(self, x: torch.Tensor, active: torch.Tensor):
-        """Lambdas, partners and full-matrix weights of the active members, each from its own generator.
+    def _draw(self, x: torch.Tensor, active: torch.Tensor, step: int):
+        """Lambdas, partners and full-matrix weights of the active members at ``step``, from the epoch's uniforms.
 
-        Only the random draws run member by member, in the mixer's order (lambda, then partners).
-        The Gamma / uniform draws of one-lambda-per-batch members become lambdas for all of them at
-        once (:func:`vicinal.lam.lam_from_draws`), and the random orders of random-pairing members
-        become partners at once (:func:`_write_cycles`).
+        Lambdas (Beta quantiles, :func:`vicinal.lam.lam_from_uniforms`) and random orders
+        (:func:`vicinal.pairing.order_from_uniforms`) come for all members at once; random-pairing
+        partners (Mixup, Local Mixup "uniform", k = 1) are the next sample in each order's cycle, also
+        at once. Only optimal transport (k >= 2), weighted sampling and kNN weights, which need each
+        member's own distance matrix, run member by member.
         """
-        lam = torch.ones(x.shape[:2], dtype=x.dtype)
-        partner = torch.arange(x.shape[1]).repeat(x.shape[0], 1)
-        weights = torch.ones(x.shape[:2], dtype=x.dtype)
-        rows, members, draws = [], [], []  # members with one lambda per batch
-        cycle_rows, orders = [], []  # members with random pairing
-        for row, m in enumerate(active.tolist()):
-            if not self.mixes[m]:
-                continue
-            member, size = self.members[m], self.members[m].batch_size
-            generator = member.mix_generator
-            if member.mixer.lam_mode == "batch":
-                rows.append(row)
-                members.append(m)
-                draws.append(gamma_draws(1, member.mixer.alpha, generator=generator))
-            else:
-                lam[row, :size] = sample_lam(size, member.mixer.alpha, lam_mode="sample",
-                                             truncate=member.mixer.truncate, generator=generator, dtype=x.dtype)
-            if _is_random_pairing(member.mixer):
-                cycle_rows.append(row)
-                orders.append(torch.randperm(size, generator=generator))
-            else:
-                partner[row, :size], weights[row, :size] = _pair_member(member, x[row, :size])
-        if rows:
-            draws = torch.cat(draws, dim=1)  # (4, members)
-            lam[rows] = lam_from_draws(draws, self.alpha[members], self.truncate[members]).to(x.dtype)[:, None]
-        _write_cycles(partner, cycle_rows, orders)
-        for row in cycle_rows:  # kNN weights need the whole graph matrix: member by member
-            m = int(active[row])
-            graph, size = self.members[m].mixer.graph, self.members[m].batch_size
-            if graph is not None and graph.needs_full_matrix:
-                weights[row, :size] = graph.pair_weights(x[row, :size], None, partner[row, :size])
+        rows, width = len(active), x.shape[1]
+        lam = self.epoch_lam[active, step]
+        if lam.shape[1] < width:
+            lam = torch.cat([lam, lam.new_ones(rows, width - lam.shape[1])], dim=1)
+        lam = torch.where(self.per_sample[active][:, None], lam[:, :width], lam[:, :1])
+        lam = torch.where(self.mixes[active][:, None], lam, torch.ones_like(lam))
+        order = order_from_uniforms(self.epoch_pair_u[active, step, :width])
+        sizes = self.batch_sizes[active][:, None]
+        position = torch.arange(width)
+        following = torch.where(position < sizes - 1, position + 1, torch.where(position == sizes - 1, 0, position))
+        partner = torch.empty_like(order).scatter_(1, order, order.gather(1, following))
+        partner = torch.where(self.cycles[active][:, None], partner, position.expand(rows, width))
+        weights = torch.ones(rows, width, dtype=x.dtype)
+        for row in torch.nonzero(self.own_pairing[active]).flatten().tolist():
+            member = self.members[int(active[row])]
+            size = member.batch_size
+            partner[row, :size], weights[row, :size] = _pair_member(
+                member, x[row, :size], order[row, :size], partner[row, :size],
+                self.epoch_pair_u[int(active[row]), step, :size])
         return lam, partner, weights
 
     def _graph_weights(self, x: torch.Tensor, partners: torch.Tensor, weights: torch.Tensor,
@@ -650,35 +670,20 @@ def _is_random_pairing(mixer) -> bool:
     return not isinstance(mixer.pairing, GraphPairing) and mixer.pairing.k == 1
 
 
-def _write_cycles(partner: torch.Tensor, rows: list[int], orders: list[torch.Tensor]) -> None:
-    """``RandomPairing()``'s partners from each member's ``randperm`` order: the next sample in the cycle.
+def _pair_member(member: _Member, features: torch.Tensor, order: torch.Tensor, cycle: torch.Tensor,
+                 uniforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Member m's partners and loss weights when they need its own distances: the step of ``Mixer.__call__``.
 
-    Row ``rows[i]`` of ``partner`` gets ``p[order] = roll(order, -1)`` for ``order = orders[i]``; rows
-    of one length are written with one scatter. ``tests/test_ensemble.py`` pins this to
-    :class:`vicinal.pairing.RandomPairing`.
+    k-Mixup's optimal transport on the member's random ``order`` (Greenewald et al. 2023, Sec. 2),
+    weighted sampling on its graph matrix with its ``uniforms`` (Baena et al. 2022, eq. 2; weights are
+    the mean graph row), or the random-pairing ``cycle`` with kNN pair weights. Threshold /
+    exponential pair weights of random pairs are vectorised afterwards.
     """
-    by_length: dict[int, list[int]] = {}
-    for i, order in enumerate(orders):
-        by_length.setdefault(len(order), []).append(i)
-    for length, chosen in by_length.items():
-        stacked = torch.stack([orders[i] for i in chosen])
-        chosen_rows = torch.as_tensor([rows[i] for i in chosen])
-        partner[chosen_rows, :length] = torch.empty_like(stacked).scatter_(1, stacked, stacked.roll(-1, 1))
-
-
-def _pair_member(member: _Member, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Member m's partners and loss weights when its pairing is not random: the step of ``Mixer.__call__``.
-
-    The mixer's own pairing (k-Mixup's optimal transport, or weighted sampling on the graph matrix,
-    Baena et al. 2022 eq. 2) with member m's generator, right after its lambda draws, as the mixer
-    does. Weights are the mean graph row for weighted sampling, the kNN pair weight, else 1
-    (threshold / exponential pair weights are vectorised afterwards).
-    """
-    mixer, generator = member.mixer, member.mix_generator
+    mixer = member.mixer
     if isinstance(mixer.pairing, GraphPairing):
         graph_weights = mixer.graph.matrix(features)
-        return mixer.pairing(graph_weights, generator=generator), graph_weights.mean(dim=1)
-    partner = mixer.pairing(features, None, generator=generator)
+        return GraphPairing.from_uniforms(graph_weights, uniforms), graph_weights.mean(dim=1)
+    partner = cycle if _is_random_pairing(mixer) else mixer.pairing.pair_in_order(features, order)
     if mixer.graph is not None and mixer.graph.needs_full_matrix:
         return partner, mixer.graph.pair_weights(features, None, partner)
     return partner, torch.ones(features.shape[0], dtype=features.dtype)
@@ -710,7 +715,7 @@ def _train_chunk(members: list[_Member], *, progress: bool) -> list[tuple[nn.Mod
             active = torch.nonzero(s < steps).flatten()
             everyone = len(active) == len(members)
             x, t, valid = step.batch(s, active, everyone)
-            losses = step.loss(x, t, valid, active, everyone)
+            losses = step.loss(x, t, valid, active, everyone, s)
             for p in stacked.params.values():
                 p.grad = None
             losses.sum().backward()

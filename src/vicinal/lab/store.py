@@ -38,7 +38,9 @@ __all__ = [
 
 #: Layout version of the ``runs`` and ``meta`` tables.  Bump it whenever a column
 #: changes meaning; stores written with another version are refused, never rewritten.
-SCHEMA_VERSION = 1
+#: Version 2: rows come from randomness protocol 2 (:data:`vicinal.lab.trainer.RANDOMNESS_PROTOCOL`);
+#: a version-1 row of the same config holds other random draws, so the two never share a store.
+SCHEMA_VERSION = 2
 
 _BUSY_TIMEOUT_S = 60.0  # a concurrent writer holds the lock for milliseconds
 

@@ -6,8 +6,17 @@ Randomness protocol (the batched ensemble trainer reproduces it member by member
 * ``derive_seed(seed, "data")`` seeds a generator that draws one ``randperm`` of the training set per
   epoch; batches are consecutive slices of it (the short last slice is dropped);
 * ``derive_seed(seed, "mix")`` seeds the generator given to the mixer at every step (after one
-  ``randint`` choosing the mixing layer, only when several layers are allowed);
+  ``randint`` choosing the mixing layer, only when several layers are allowed). Each mixer call
+  draws a fixed number of float64 uniforms from it, lambdas first (1 per batch, or B), then the B
+  of the random order or of the weighted partner draws (:func:`vicinal.lam.sample_lam`,
+  :func:`vicinal.pairing.random_order`, :class:`vicinal.GraphPairing`). Consecutive ``torch.rand``
+  calls continue one stream, so the ensemble draws a whole epoch per member in one call;
 * the data themselves come from ``load_dataset(..., seed=config.effective_data_seed)``.
+
+This is protocol 2 (:data:`RANDOMNESS_PROTOCOL`). Protocol 1 drew lambdas by Gamma variates and
+partners by ``randperm`` / ``multinomial``, one generator call each per step, which kept the batched
+trainer calling every member's generator at every step. Same distributions, other numbers: result
+stores and checkpoints of protocol 1 are refused (store schema 2, checkpoint version 2).
 """
 
 from __future__ import annotations
@@ -29,7 +38,9 @@ from .datasets import Dataset, load_dataset
 from .evaluate import classification_metrics, fgsm_error, noisy_error, predict, regression_metrics
 from .models import build_model
 
-CHECKPOINT_VERSION = 1
+#: Version of the randomness protocol above; results of another protocol are other random draws.
+RANDOMNESS_PROTOCOL = 2
+CHECKPOINT_VERSION = 2  # 2: randomness protocol 2
 
 
 def kept_pairs_batch_size(x: torch.Tensor, config: RunConfig, *, n_pairs: int = 20000) -> int:
