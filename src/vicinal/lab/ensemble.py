@@ -8,14 +8,15 @@ parameter gets a leading member axis, layers run as batched matrix products (``t
 grouped convolutions, one backward pass serves all members (their parameters are disjoint, so each
 gets exactly its own gradient) and torch's fused SGD / Adam kernels update all members at once.
 
-Randomness protocol: the one of :mod:`vicinal.lab.trainer`, member by member. Member m has its own
-initial weights (``derive_seed(seed, "init")``), data (``effective_data_seed``), epoch orders (its
-``"data"`` generator) and mixing draws (its ``"mix"`` generator). At every step, member m's lambda
-and partners are drawn by the core functions (:func:`vicinal.lam.sample_lam`, the mixer's pairing,
-the locality-graph matrix for weighted sampling) with member m's generator, in the order
-:class:`vicinal.Mixer` draws them; everything else (gathers, interpolation, paired distances,
-locality weights, losses, updates) is vectorised over members. So member m ends with the
-parameters and metrics ``trainer.train(config_m)`` gives, up to floating-point rounding.
+Randomness protocol: the one of :mod:`vicinal.lab.trainer` (protocol 2), member by member. Member m
+has its own initial weights (``derive_seed(seed, "init")``), data (``effective_data_seed``), epoch
+orders (its ``"data"`` generator) and mixing draws (its ``"mix"`` generator). A mixer call consumes a
+fixed number of uniforms, and consecutive ``torch.rand`` calls continue one stream, so at the start
+of each epoch member m draws all its uniforms for the epoch in one call; lambdas (Beta quantiles),
+random orders (argsort) and weighted-sampling partners (inverse CDF) then come from them for all
+members at once. Only k-Mixup's Hungarian solves and the kNN / weighted-sampling graph matrices run
+member by member. So member m ends with the parameters and metrics ``trainer.train(config_m)``
+gives, up to floating-point rounding.
 
 Rounding: the fused Adam kernel rounds differently from torch's default Adam in the last bit.
 Training amplifies such differences now and then: over 100 spirals runs of 160 Adam steps, the

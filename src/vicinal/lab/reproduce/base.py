@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vicinal import __version__
+from vicinal.lab.trainer import RANDOMNESS_PROTOCOL
+
 VERDICTS = ("reproduced", "partly reproduced", "not reproduced", "not assessed (quick run)")
 
 
@@ -64,7 +67,9 @@ class Section:
         lines = [f"## {self.title}", "", f"**Command:** `{command}`  ", f"**Claim:** {self.claim}  ",
                  f"**Verdict:** {self.verdict} — {self.reason}  ",
                  f"**Compute:** {self.compute_seconds:.0f} s for this command on this machine (training runs "
-                 f"already in the result store are reused, not re-timed)", ""]
+                 f"already in the result store are reused, not re-timed)  ",
+                 f"**Software:** vicinal {__version__}, randomness protocol {RANDOMNESS_PROTOCOL} (another protocol "
+                 f"draws other numbers from the same seeds, from the same distributions)", ""]
         if self.configuration:
             lines += ["**Configuration:** " + self.configuration, ""]
         lines += [self.body.strip(), ""]
