@@ -43,15 +43,44 @@ def _rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def _costs_to_next_block(blocks: torch.Tensor) -> torch.Tensor:
-    """``squared_distances(blocks, blocks.roll(-1, 0))``: block t (m blocks of (k, d)) against block t + 1 mod m.
+    """``squared_distances(blocks, blocks.roll(-1, -3))``: block t of (..., m, k, d) against block t + 1 mod m.
 
     The same operations in the same order as :func:`~vicinal.graphs.squared_distances`, hence the
     same values, but the squared norms are computed once for both sides (the next block's are the
-    current ones rolled): one (m, k, d) temporary less.
+    current ones rolled): one (..., m, k, d) temporary less.
     """
     norms = (blocks * blocks).sum(-1)
-    products = blocks @ blocks.roll(-1, 0).transpose(-1, -2)
-    return (norms[:, :, None] + norms.roll(-1, 0)[:, None, :] - 2.0 * products).clamp_min_(0.0)
+    products = blocks @ blocks.roll(-1, -3).transpose(-1, -2)
+    return (norms[..., :, None] + norms.roll(-1, -2)[..., None, :] - 2.0 * products).clamp_min_(0.0)
+
+
+def match_next_blocks(x: torch.Tensor, orders: torch.Tensor, k: int) -> torch.Tensor:
+    r"""k-Mixup partners within each of M batches at once: (M, B, ...) inputs and (M, B) random orders -> (M, B).
+
+    Greenewald et al. 2023, Sec. 2, with the block rule of :class:`OptimalTransportPairing`: batch
+    m's order is cut into :math:`\lfloor B / k \rfloor` blocks, block t is matched to block t + 1 (mod
+    m) by the Hungarian algorithm on squared Euclidean cost, and the B mod k samples left over are
+    matched to the head of block 0. :meth:`OptimalTransportPairing.pair_in_order` is the M = 1 case,
+    and the batched trainer calls it with all its k-Mixup members of one batch size: the costs of
+    all blocks come from one batched product and one loop of scipy solves covers every block.
+    """
+    members, n = orders.shape
+    n_blocks, remainder = divmod(n, k)
+    flat = x.reshape(members * n, -1)
+    offset = (torch.arange(members) * n)[:, None]
+    orders = orders.cpu()
+    partner = torch.empty(members, n, dtype=torch.long)
+    cut = n_blocks * k
+    src = orders[:, :cut].reshape(members, n_blocks, k)
+    dst = src.roll(-1, 1)
+    cost = _costs_to_next_block(_rows(flat, (src + offset[:, :, None]).to(x.device)))
+    columns = _solve_assignments(cost.reshape(members * n_blocks, k, k)).view(members, n_blocks, k)
+    partner.scatter_(1, src.reshape(members, cut), dst.gather(2, columns).reshape(members, cut))
+    if remainder:
+        src, dst = orders[:, cut:], orders[:, :remainder]
+        cost = squared_distances(_rows(flat, (src + offset).to(x.device)), _rows(flat, (dst + offset).to(x.device)))
+        partner.scatter_(1, src, dst.gather(1, _solve_assignments(cost)))
+    return partner
 
 
 def order_from_uniforms(u: torch.Tensor) -> torch.Tensor:
@@ -153,27 +182,21 @@ class OptimalTransportPairing:
             partner = torch.empty_like(order)
             partner[order] = targets
             return partner.to(x.device)
+        if partner_x is None:
+            return match_next_blocks(x.unsqueeze(0), order.unsqueeze(0), k)[0].to(x.device)
         return self._match(x, partner_x, order, targets, n_blocks).to(x.device)
 
-    def _match(self, x: torch.Tensor, partner_x: torch.Tensor | None, sources: torch.Tensor,
+    def _match(self, x: torch.Tensor, partner_x: torch.Tensor, sources: torch.Tensor,
                targets: torch.Tensor, n_blocks: int) -> torch.Tensor:
-        """Solve the OT matching between ``sources`` and ``targets``, aligned block by block.
-
-        ``targets`` index ``partner_x``, or ``x`` itself when it is None; in that case the full
-        blocks of ``targets`` are those of ``sources`` shifted by one block.
-        """
+        """Solve the OT matching between ``sources`` and ``targets`` (indexing ``partner_x``), block by block."""
         k, n = self.k, x.shape[0]
-        pool = x if partner_x is None else partner_x
-        x_flat, pool_flat = x.reshape(n, -1), pool.reshape(pool.shape[0], -1)
+        x_flat, pool_flat = x.reshape(n, -1), partner_x.reshape(partner_x.shape[0], -1)
         partner = torch.empty(n, dtype=torch.long)
         cut = n_blocks * k
         if n_blocks:
             src = sources[:cut].view(n_blocks, k)
             dst = targets[:cut].view(n_blocks, k)
-            if partner_x is None:
-                cost = _costs_to_next_block(_rows(x_flat, src))
-            else:
-                cost = squared_distances(_rows(x_flat, src), _rows(pool_flat, dst))
+            cost = squared_distances(_rows(x_flat, src), _rows(pool_flat, dst))
             partner[src] = dst.gather(1, _solve_assignments(cost))
         if cut < n:
             src, dst = sources[cut:], targets[cut:]

@@ -14,8 +14,9 @@ orders (its ``"data"`` generator) and mixing draws (its ``"mix"`` generator). A 
 fixed number of uniforms, and consecutive ``torch.rand`` calls continue one stream, so at the start
 of each epoch member m draws all its uniforms for the epoch in one call; lambdas (Beta quantiles),
 random orders (argsort) and weighted-sampling partners (inverse CDF) then come from them for all
-members at once. Only k-Mixup's Hungarian solves and the kNN / weighted-sampling graph matrices run
-member by member. So member m ends with the parameters and metrics ``trainer.train(config_m)``
+members at once; k-Mixup members of one k and batch size get their optimal-transport costs from one
+batched product and share one loop of Hungarian solves. Only the kNN / weighted-sampling graph
+matrices run member by member. So member m ends with the parameters and metrics ``trainer.train(config_m)``
 gives, up to floating-point rounding.
 
 Rounding: the fused Adam kernel rounds differently from torch's default Adam in the last bit.
@@ -53,7 +54,7 @@ from torch import nn
 import vicinal as v
 from vicinal.graphs import Exponential, Threshold
 from vicinal.lam import lam_from_uniforms
-from vicinal.pairing import GraphPairing, order_from_uniforms
+from vicinal.pairing import GraphPairing, match_next_blocks, order_from_uniforms
 from vicinal.rescale import fit_stats, modified_data
 from vicinal.targets import dense_targets
 
@@ -517,8 +518,10 @@ class _Step:
         self.mixes = torch.tensor([c.method in MIXING_METHODS for c in configs])
         self.per_sample = torch.tensor([m.mixer is not None and m.mixer.lam_mode == "sample" for m in members])
         self.cycles = torch.tensor([m.mixer is not None and _is_random_pairing(m.mixer) for m in members])
-        # Members whose partners or weights need their own distance matrix: OT, weighted sampling, kNN.
-        self.own_pairing = torch.tensor([m.mixer is not None and (not _is_random_pairing(m.mixer) or (
+        self.transport = torch.tensor([m.mixer is not None and not _is_random_pairing(m.mixer)
+                                       and not isinstance(m.mixer.pairing, GraphPairing) for m in members])
+        # Members whose partners or weights need their own graph matrix: weighted sampling, kNN weights.
+        self.own_pairing = torch.tensor([m.mixer is not None and (isinstance(m.mixer.pairing, GraphPairing) or (
             m.mixer.graph is not None and m.mixer.graph.needs_full_matrix)) for m in members])
         self.threshold = self._graph_members(Threshold, "eps")
         self.exponential = self._graph_members(Exponential, "decay")
@@ -611,8 +614,9 @@ class _Step:
         Lambdas (Beta quantiles, :func:`vicinal.lam.lam_from_uniforms`) and random orders
         (:func:`vicinal.pairing.order_from_uniforms`) come for all members at once; random-pairing
         partners (Mixup, Local Mixup "uniform", k = 1) are the next sample in each order's cycle, also
-        at once. Only optimal transport (k >= 2), weighted sampling and kNN weights, which need each
-        member's own distance matrix, run member by member.
+        at once; k-Mixup members of one k and batch size are matched together
+        (:func:`vicinal.pairing.match_next_blocks`). Only weighted sampling and kNN weights, which
+        need each member's own graph matrix, run member by member.
         """
         rows, width = len(active), x.shape[1]
         lam = self.epoch_lam[active, step]
@@ -626,13 +630,19 @@ class _Step:
         following = torch.where(position < sizes - 1, position + 1, torch.where(position == sizes - 1, 0, position))
         partner = torch.empty_like(order).scatter_(1, order, order.gather(1, following))
         partner = torch.where(self.cycles[active][:, None], partner, position.expand(rows, width))
+        groups: dict[tuple[int, int], list[int]] = {}  # k-Mixup rows by (k, batch size): matched together
+        for row in torch.nonzero(self.transport[active]).flatten().tolist():
+            member = self.members[int(active[row])]
+            groups.setdefault((member.mixer.pairing.k, member.batch_size), []).append(row)
+        for (k, size), chosen in groups.items():
+            chosen = torch.tensor(chosen)
+            partner[chosen, :size] = match_next_blocks(x[chosen, :size], order[chosen, :size], k)
         weights = torch.ones(rows, width, dtype=x.dtype)
         for row in torch.nonzero(self.own_pairing[active]).flatten().tolist():
             member = self.members[int(active[row])]
             size = member.batch_size
             partner[row, :size], weights[row, :size] = _pair_member(
-                member, x[row, :size], order[row, :size], partner[row, :size],
-                self.epoch_pair_u[int(active[row]), step, :size])
+                member, x[row, :size], partner[row, :size], self.epoch_pair_u[int(active[row]), step, :size])
         return lam, partner, weights
 
     def _graph_weights(self, x: torch.Tensor, partners: torch.Tensor, weights: torch.Tensor,
@@ -671,23 +681,20 @@ def _is_random_pairing(mixer) -> bool:
     return not isinstance(mixer.pairing, GraphPairing) and mixer.pairing.k == 1
 
 
-def _pair_member(member: _Member, features: torch.Tensor, order: torch.Tensor, cycle: torch.Tensor,
+def _pair_member(member: _Member, features: torch.Tensor, partner: torch.Tensor,
                  uniforms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Member m's partners and loss weights when they need its own distances: the step of ``Mixer.__call__``.
+    """Member m's partners and loss weights when they need its own graph matrix: the step of ``Mixer.__call__``.
 
-    k-Mixup's optimal transport on the member's random ``order`` (Greenewald et al. 2023, Sec. 2),
-    weighted sampling on its graph matrix with its ``uniforms`` (Baena et al. 2022, eq. 2; weights are
-    the mean graph row), or the random-pairing ``cycle`` with kNN pair weights. Threshold /
-    exponential pair weights of random pairs are vectorised afterwards.
+    Weighted sampling on the member's graph matrix with its ``uniforms`` (Baena et al. 2022, eq. 2;
+    the loss weights are the mean graph row), or kNN pair weights of the ``partner`` already chosen
+    (random cycle or optimal transport). Threshold / exponential pair weights of uniform sampling are
+    vectorised afterwards.
     """
     mixer = member.mixer
     if isinstance(mixer.pairing, GraphPairing):
         graph_weights = mixer.graph.matrix(features)
         return GraphPairing.from_uniforms(graph_weights, uniforms), graph_weights.mean(dim=1)
-    partner = cycle if _is_random_pairing(mixer) else mixer.pairing.pair_in_order(features, order)
-    if mixer.graph is not None and mixer.graph.needs_full_matrix:
-        return partner, mixer.graph.pair_weights(features, None, partner)
-    return partner, torch.ones(features.shape[0], dtype=features.dtype)
+    return partner, mixer.graph.pair_weights(features, None, partner)
 
 
 # --------------------------------------------------------------------------- training
