@@ -75,6 +75,14 @@ def test_random_features_and_convolutions_equal_single_runs(config, tmp_path):
         assert_same_run(batched, final_parameters(single, tmp_path))
 
 
+def test_batch_without_mixing_members_equals_single_runs(tmp_path):
+    """A batch of ERM / modified-data members only skips the draws and the interpolation altogether."""
+    configs = [dict(SMALL, method="erm", seed=0), dict(SMALL, method="modified_data", seed=1, alpha=0.5),
+               dict(SMALL, method="erm", seed=2, data_seed=5, eval_every=1)]
+    for batched, config in zip(fit_batched(configs), configs):
+        assert_same_run(batched, final_parameters(config, tmp_path))
+
+
 def test_kept_pairs_member_has_its_own_batch_size_and_fewer_steps(mixed_batch):
     sizes = [metrics["batch_size"] for _, metrics in mixed_batch]
     assert sizes[8] > sizes[2] == 16

@@ -525,7 +525,11 @@ class _Step:
             m.mixer.graph is not None and m.mixer.graph.needs_full_matrix)) for m in members])
         self.threshold = self._graph_members(Threshold, "eps")
         self.exponential = self._graph_members(Exponential, "decay")
-        self.reduction = [c.reduction if c.method in MIXING_METHODS else "mean" for c in configs]
+        reduction = [c.reduction if c.method in MIXING_METHODS else "mean" for c in configs]
+        self.sum_reduction = _mask([r == "sum" for r in reduction])
+        # "normalized" divides by the sum of the locality weights; without a graph they are all 1 (mean).
+        self.normalized_reduction = _mask([r == "normalized" and m.mixer.graph is not None
+                                           for r, m in zip(reduction, members)])
         self.alpha = torch.tensor([c.alpha for c in configs], dtype=torch.float64)
         self.truncate = torch.tensor([c.truncate for c in configs])
 
@@ -596,13 +600,17 @@ class _Step:
     def loss(self, x: torch.Tensor, t: torch.Tensor, valid: torch.Tensor, active: torch.Tensor,
              everyone: bool, step: int) -> torch.Tensor:
         """Training loss (A,) of the active members (indices ``active``); draws their lambdas and partners."""
-        lam, partner, weights = self._draw(x, active, step)
-        rows = torch.arange(len(active))[:, None]
-        if self.threshold is not None or self.exponential is not None:
-            weights = self._graph_weights(x, x[rows, partner], weights, active)
-        weights = torch.where(valid, weights, torch.zeros_like(weights))
-        mixed_x = torch.lerp(x[rows, partner], x, lam.view(*lam.shape, *([1] * (x.ndim - 2))))
-        mixed_t = torch.lerp(t[rows, partner], t, lam.view(*lam.shape, *([1] * (t.ndim - 2))))
+        if bool(self.mixes[active].any()):
+            lam, partner, weights = self._draw(x, active, step)
+            rows = torch.arange(len(active))[:, None]
+            partner_x = x[rows, partner]
+            if self.threshold is not None or self.exponential is not None:
+                weights = self._graph_weights(x, partner_x, weights, active)
+            weights = torch.where(valid, weights, torch.zeros_like(weights))
+            mixed_x = torch.lerp(partner_x, x, lam.view(*lam.shape, *([1] * (x.ndim - 2))))
+            mixed_t = torch.lerp(t[rows, partner], t, lam.view(*lam.shape, *([1] * (t.ndim - 2))))
+        else:  # ERM / modified data only: nothing to draw or mix
+            weights, mixed_x, mixed_t = valid.to(x.dtype), x, t
         outputs = self.stacked(mixed_x, None if everyone else active)
         per_sample = self._per_sample_loss(outputs, mixed_t)
         weighted = torch.where(weights > 0, weights * per_sample, torch.zeros_like(per_sample))
@@ -668,12 +676,17 @@ class _Step:
     def _divisor(self, weights: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
         """The reduction of ``vicinal.losses.reduce_weighted`` per member: B, sum of weights, or 1."""
         divisor = self.batch_sizes[active].to(weights.dtype)
-        for row, m in enumerate(active.tolist()):
-            if self.reduction[m] == "sum":
-                divisor[row] = 1.0
-            elif self.reduction[m] == "normalized" and self.members[m].mixer.graph is not None:
-                divisor[row] = weights[row].sum().clamp_min(torch.finfo(weights.dtype).tiny)
+        if self.sum_reduction is not None:
+            divisor = torch.where(self.sum_reduction[active], torch.ones_like(divisor), divisor)
+        if self.normalized_reduction is not None:
+            total = weights.sum(1).clamp_min(torch.finfo(weights.dtype).tiny)
+            divisor = torch.where(self.normalized_reduction[active], total, divisor)
         return divisor
+
+
+def _mask(flags: list[bool]) -> torch.Tensor | None:
+    """A boolean member mask, or None when no member is flagged (the step then skips that case)."""
+    return torch.tensor(flags) if any(flags) else None
 
 
 def _is_random_pairing(mixer) -> bool:
@@ -737,8 +750,17 @@ def _train_chunk(members: list[_Member], *, progress: bool) -> list[tuple[nn.Mod
             epochs.set_postfix(loss=f"{float(totals.sum()) / float(steps.sum()):.4f}")
 
     trained = [stacked.load_member(i, model) for i, model in enumerate(models)]
-    return [(model, _finish(model, member, history[i]))
+    rows = 4 * int(step.batch_sizes.max())  # a training batch fits with its gradients: 4x fits without
+    test_outputs = _stacked_predict(stacked, torch.stack([m.dataset.x_test for m in members]), rows)
+    train_outputs = _stacked_predict(stacked, torch.stack([m.dataset.x_train for m in members]), rows)
+    return [(model, _finish(model, member, history[i], test_outputs[i], train_outputs[i]))
             for i, (model, member) in enumerate(zip(trained, members))]
+
+
+@torch.no_grad()
+def _stacked_predict(stacked: StackedModel, x: torch.Tensor, rows: int) -> torch.Tensor:
+    """Outputs ``(M, N, ...)`` of member m on ``x[m]`` for inputs ``(M, N, ...)``, ``rows`` samples at a time."""
+    return torch.cat([stacked(chunk) for chunk in x.split(rows, dim=1)], dim=1)
 
 
 def _build(config: RunConfig, dataset: Dataset) -> nn.Module:
@@ -766,9 +788,11 @@ def _record_test_errors(stacked: StackedModel, members: list[_Member], history: 
             v.metrics.error_rate(logits[i], members[i].dataset.y_test, from_logits=True))
 
 
-def _finish(model: nn.Module, member: _Member, history: dict) -> dict[str, Any]:
+def _finish(model: nn.Module, member: _Member, history: dict, test_outputs: torch.Tensor,
+            train_outputs: torch.Tensor) -> dict[str, Any]:
     model.train()  # trainer.train evaluates a model left in training mode
-    results = trainer.evaluate_run(model, member.dataset, member.config, member.stats)
+    results = trainer.evaluate_run(model, member.dataset, member.config, member.stats,
+                                   test_outputs=test_outputs, train_outputs=train_outputs)
     results.update(history)
     results.update(batch_size=member.batch_size, steps=member.steps_per_epoch * member.config.epochs)
     return results

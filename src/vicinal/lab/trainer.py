@@ -195,13 +195,19 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
     return (results, model) if return_model else results
 
 
-def evaluate_run(model, dataset: Dataset, config: RunConfig, stats) -> dict[str, Any]:
-    """Plain (and rescaled, Carratino eq. 22) test metrics, plus the robustness curves the config asks for."""
-    outputs = predict(model, dataset.x_test)
+def evaluate_run(model, dataset: Dataset, config: RunConfig, stats, *, test_outputs: torch.Tensor | None = None,
+                 train_outputs: torch.Tensor | None = None) -> dict[str, Any]:
+    """Plain (and rescaled, Carratino eq. 22) test metrics, plus the robustness curves the config asks for.
+
+    ``test_outputs`` / ``train_outputs``: the model's outputs on the test / training inputs when the
+    caller has them already (the batched trainer computes all members' in stacked forwards).
+    """
+    outputs = predict(model, dataset.x_test) if test_outputs is None else test_outputs
     if dataset.num_classes is None:
         return regression_metrics(outputs, dataset.y_test)
     results = classification_metrics(outputs, dataset.y_test, n_bins=config.n_bins)
-    results["train_error"] = v.metrics.error_rate(predict(model, dataset.x_train), dataset.y_train, from_logits=True)
+    train_outputs = predict(model, dataset.x_train) if train_outputs is None else train_outputs
+    results["train_error"] = v.metrics.error_rate(train_outputs, dataset.y_train, from_logits=True)
     if rescaled_applies(config, dataset):
         rescaled = RescaledPredictor(model, alpha=config.alpha, stats=stats)
         results.update(classification_metrics(predict(rescaled, dataset.x_test), dataset.y_test,
