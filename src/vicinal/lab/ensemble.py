@@ -577,8 +577,20 @@ class _Step:
                            generator=member.mix_generator).view(member.steps_per_epoch, n_lam + size)
             lam_u[i, :member.steps_per_epoch, :n_lam] = u[:, :n_lam]
             pair_u[i, :member.steps_per_epoch, :size] = u[:, n_lam:]
-        self.epoch_lam = lam_from_uniforms(lam_u, self.alpha[:, None, None], self.truncate[:, None, None]) \
-            .to(self.inputs.dtype)
+        width = pair_u.shape[2]
+        lam = lam_from_uniforms(lam_u, self.alpha[:, None, None], self.truncate[:, None, None]).to(self.inputs.dtype)
+        if lam_width < width:  # padding (sample-mode members are never wider than lam_width)
+            lam = torch.cat([lam, lam.new_ones(len(members), steps, width - lam_width)], dim=2)
+        lam = torch.where(self.per_sample[:, None, None], lam, lam[:, :, :1])
+        self.epoch_lam = torch.where(self.mixes[:, None, None], lam, torch.ones_like(lam))
+        # Random orders (pads sort last) and, for random pairing, each sample's successor in the cycle.
+        self.epoch_order = order_from_uniforms(pair_u)
+        sizes = self.batch_sizes[:, None, None]
+        position = torch.arange(width)
+        following = torch.where(position < sizes - 1, position + 1, torch.where(position == sizes - 1, 0, position))
+        following = following.expand(len(members), steps, width)
+        cycle = torch.empty_like(self.epoch_order).scatter_(2, self.epoch_order, self.epoch_order.gather(2, following))
+        self.epoch_partner = torch.where(self.cycles[:, None, None], cycle, position.expand_as(cycle))
         self.epoch_pair_u = pair_u
 
     def batch(self, step: int, active: torch.Tensor, everyone: bool):
@@ -619,25 +631,20 @@ class _Step:
     def _draw(self, x: torch.Tensor, active: torch.Tensor, step: int):
         """Lambdas, partners and full-matrix weights of the active members at ``step``, from the epoch's uniforms.
 
-        Lambdas (Beta quantiles, :func:`vicinal.lam.lam_from_uniforms`) and random orders
-        (:func:`vicinal.pairing.order_from_uniforms`) come for all members at once; random-pairing
-        partners (Mixup, Local Mixup "uniform", k = 1) are the next sample in each order's cycle, also
-        at once; k-Mixup members of one k and batch size are matched together
+        Lambdas (Beta quantiles, :func:`vicinal.lam.lam_from_uniforms`), random orders
+        (:func:`vicinal.pairing.order_from_uniforms`) and random-pairing partners (Mixup, Local Mixup
+        "uniform", k = 1: the next sample in each order's cycle) come from ``start_epoch`` for all
+        members and steps at once; k-Mixup members of one k and batch size are matched together
         (:func:`vicinal.pairing.match_next_blocks`). Only weighted sampling and kNN weights, which
         need each member's own graph matrix, run member by member.
         """
         rows, width = len(active), x.shape[1]
-        lam = self.epoch_lam[active, step]
-        if lam.shape[1] < width:
-            lam = torch.cat([lam, lam.new_ones(rows, width - lam.shape[1])], dim=1)
-        lam = torch.where(self.per_sample[active][:, None], lam[:, :width], lam[:, :1])
-        lam = torch.where(self.mixes[active][:, None], lam, torch.ones_like(lam))
-        order = order_from_uniforms(self.epoch_pair_u[active, step, :width])
-        sizes = self.batch_sizes[active][:, None]
-        position = torch.arange(width)
-        following = torch.where(position < sizes - 1, position + 1, torch.where(position == sizes - 1, 0, position))
-        partner = torch.empty_like(order).scatter_(1, order, order.gather(1, following))
-        partner = torch.where(self.cycles[active][:, None], partner, position.expand(rows, width))
+        if rows == len(self.members):  # everyone trains: views, no gathers
+            lam, order = self.epoch_lam[:, step, :width], self.epoch_order[:, step, :width]
+            partner = self.epoch_partner[:, step, :width].clone()
+        else:
+            lam, order = self.epoch_lam[active, step, :width], self.epoch_order[active, step, :width]
+            partner = self.epoch_partner[active, step, :width]
         groups: dict[tuple[int, int], list[int]] = {}  # k-Mixup rows by (k, batch size): matched together
         for row in torch.nonzero(self.transport[active]).flatten().tolist():
             member = self.members[int(active[row])]
