@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from vicinal.lab.cli import main
+from vicinal.lab.store import ResultStore, config_key
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ["epochs=1", "dataset_params.n_per_class=40", "model_params.widths=[8]", "batch_size=16", "k=4"]
@@ -106,6 +107,27 @@ def test_readme_examples_run():
         exec(compile(block.replace("num_workers=2", "num_workers=0"), "README", "exec"), scope)
 
 
+def test_sweep_batches_by_default_and_matches_one_at_a_time(tmp_path, capsys, monkeypatch):
+    """`vicinal sweep` trains batchable configs as ensembles unless --no-batched; the stored rows agree."""
+    from vicinal.lab import ensemble
+    calls = []
+    real = ensemble.train_batched
+    monkeypatch.setattr(ensemble, "train_batched", lambda configs: calls.append(len(configs)) or real(configs))
+    args = ["sweep", "--workers", "1", "--set", "seeds=3", "base.dataset=spirals", "base.dataset_params={n_per_class=30}",
+            "base.model_params={widths=[8]}", "base.epochs=2", "base.batch_size=12", "base.k=4", "grid.method=mixup,kmixup"]
+    rows = {}
+    for flag in ([], ["--no-batched"]):
+        store = tmp_path / f"r{len(flag)}.sqlite"
+        assert main(args + ["--store", str(store)] + flag) == 0
+        assert "6 configs: 0 already stored, 6 run, 0 failed" in capsys.readouterr().out
+        with ResultStore(store) as opened:
+            rows[bool(flag)] = {config_key(r.config): r.metrics for r in opened.rows()}
+    assert calls == [6]  # one ensemble of six in the default sweep, none with --no-batched
+    assert rows[False].keys() == rows[True].keys()
+    for key, metrics in rows[True].items():
+        assert rows[False][key]["test_nll"] == pytest.approx(metrics["test_nll"], abs=1e-5)
+
+
 def test_sweep_with_checkpoints_resumes_a_killed_run(tmp_path, capsys, monkeypatch):
     """A run killed after its first epoch resumes from the checkpoint and ends with the uninterrupted numbers."""
     import vicinal.lab.trainer as trainer_module
@@ -113,7 +135,7 @@ def test_sweep_with_checkpoints_resumes_a_killed_run(tmp_path, capsys, monkeypat
 
     args = ["sweep", "--set", "seeds=1", "base.dataset=spirals", "base.dataset_params={n_per_class=40}",
             "base.model_params={widths=[8]}", "base.epochs=3", "base.batch_size=16", "base.method=mixup"]
-    assert main(args + ["--store", str(tmp_path / "plain.sqlite")]) == 0
+    assert main(args + ["--store", str(tmp_path / "plain.sqlite"), "--no-batched"]) == 0
     real_save = trainer_module._save_checkpoint
 
     def save_then_die(path, config, epoch, *rest):

@@ -231,6 +231,12 @@ def test_bad_configs_are_refused_with_clear_errors(configs, error, match):
         train_batched(configs)
 
 
+def test_kmixup_block_too_large_for_the_batch_is_refused_before_training():
+    """As trainer.train's first step would: k = 16 cannot form two disjoint blocks in a batch of 16."""
+    with pytest.raises(ValueError, match=r"k-Mixup with k=16 needs at least 2k=32 samples"):
+        train_batched([dict(SMALL, method="kmixup", k=16, seed=0)])
+
+
 @pytest.mark.parametrize("max_members", [0, -2, 1.5, True])
 def test_bad_max_members_is_refused(max_members):
     with pytest.raises(ValueError, match="max_members must be a positive int"):

@@ -54,6 +54,20 @@ def _costs_to_next_block(blocks: torch.Tensor) -> torch.Tensor:
     return (norms[..., :, None] + norms.roll(-1, -2)[..., None, :] - 2.0 * products).clamp_min_(0.0)
 
 
+def check_block_batch(n: int, k: int) -> None:
+    """Raise ValueError unless a batch of ``n`` holds two disjoint blocks of ``k`` (or ``k = 1``).
+
+    With fewer than 2k samples a block would be matched with itself (or an overlapping set): the
+    identity, i.e. no mixing at all, so k-Mixup refuses instead of silently not mixing.
+    """
+    if k > 1 and n // k < 2:
+        raise ValueError(
+            f"k-Mixup with k={k} needs at least 2k={2 * k} samples in the batch to match two "
+            f"disjoint blocks, got a batch of {n}. Use k <= {max(n // 2, 1)}, drop the short last "
+            f"batch (DataLoader(drop_last=True)), or pass an independent partner batch."
+        )
+
+
 def match_next_blocks(x: torch.Tensor, orders: torch.Tensor, k: int) -> torch.Tensor:
     r"""k-Mixup partners within each of M batches at once: (M, B, ...) inputs and (M, B) random orders -> (M, B).
 
@@ -65,6 +79,7 @@ def match_next_blocks(x: torch.Tensor, orders: torch.Tensor, k: int) -> torch.Te
     all blocks come from one batched product and one loop of scipy solves covers every block.
     """
     members, n = orders.shape
+    check_block_batch(n, k)
     n_blocks, remainder = divmod(n, k)
     flat = x.reshape(members * n, -1)
     offset = (torch.arange(members) * n)[:, None]
@@ -150,14 +165,8 @@ class OptimalTransportPairing:
         return self.pair_in_order(x, order, partner_x, partner_order)
 
     def _check_sizes(self, n: int, partner_x: torch.Tensor | None) -> None:
-        k = self.k
         if partner_x is None:
-            if k > 1 and n // k < 2:
-                raise ValueError(
-                    f"k-Mixup with k={k} needs at least 2k={2 * k} samples in the batch to match two "
-                    f"disjoint blocks, got a batch of {n}. Use k <= {max(n // 2, 1)}, drop the short last "
-                    f"batch (DataLoader(drop_last=True)), or pass an independent partner batch."
-                )
+            check_block_batch(n, self.k)
         elif partner_x.shape[0] != n:
             raise ValueError(f"partner batch must have as many samples as the batch ({n}), got {partner_x.shape[0]}")
 

@@ -51,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="parallel processes (or Ray tasks)")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="local processes or a Ray cluster")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
-    p.add_argument("--batched", action="store_true",
-                   help="train compatible small models together as one stacked ensemble (MLP/RFF/LeNet)")
+    p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
+                   help="train compatible small models (MLP/RFF/LeNet) together as stacked ensembles, the rest one "
+                        "at a time (default: on, unless --checkpoint-dir; --no-batched trains every run alone)")
     p.add_argument("--max-batch", type=int, default=100, help="members per batched ensemble (default 100)")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                    help="checkpoint every run each epoch here, so a killed sweep also resumes the runs in flight")
@@ -124,8 +125,9 @@ def _sweep(args) -> int:
         return 0
     if args.batched and args.checkpoint_dir:
         raise ValueError("--checkpoint-dir applies to one-at-a-time runs; drop it or drop --batched")
+    batched = args.batched if args.batched is not None else not args.checkpoint_dir
     batch, run_fn = {}, run
-    if args.batched:
+    if batched:
         from .ensemble import batch_group_key, run_batch
         batch, run_fn = dict(batch_fn=run_batch, group_key=batch_group_key, max_batch=args.max_batch), None
     elif args.checkpoint_dir:

@@ -54,7 +54,7 @@ from torch import nn
 import vicinal as v
 from vicinal.graphs import Exponential, Threshold
 from vicinal.lam import lam_from_uniforms
-from vicinal.pairing import GraphPairing, match_next_blocks, order_from_uniforms
+from vicinal.pairing import GraphPairing, check_block_batch, match_next_blocks, order_from_uniforms
 from vicinal.rescale import fit_stats, modified_data
 from vicinal.targets import dense_targets
 
@@ -464,10 +464,13 @@ def _make_member(config: RunConfig, dataset: Dataset, stats_cache: dict) -> _Mem
             stats_cache[id(dataset)] = fit_stats((dataset.x_train, dataset.y_train), num_classes=dataset.num_classes)
         stats = stats_cache[id(dataset)]
     batch_size = trainer.effective_batch_size(dataset, config)
+    mixer = make_mixer(config, dataset.num_classes)
+    if mixer is not None and not isinstance(mixer.pairing, GraphPairing):
+        check_block_batch(batch_size, mixer.pairing.k)  # refuse before training, as the first step would
     return _Member(
         config=config, dataset=dataset, stats=stats, batch_size=batch_size,
         steps_per_epoch=dataset.x_train.shape[0] // batch_size,
-        mixer=make_mixer(config, dataset.num_classes),
+        mixer=mixer,
         data_generator=torch.Generator().manual_seed(derive_seed(config.seed, "data")),
         mix_generator=torch.Generator().manual_seed(derive_seed(config.seed, "mix")),
     )
