@@ -21,18 +21,13 @@ from ..datasets import load_dataset
 from ..models import build_model
 from ..store import ResultStore, canonical_json, config_key
 from ..sweep import run_sweep
-from ..trainer import run_and_save, train
+from ..trainer import run_and_save
 from .base import Context, mean_ci
 
 
-def run_one_thread(config: dict) -> dict:
-    """Sweep entry point: :func:`vicinal.lab.trainer.train` with one torch thread (two workers share two cores)."""
-    torch.set_num_threads(1)
-    return train(config)
-
-
 def run_and_save_one_thread(config: dict, *, model_dir: str) -> dict:
-    """Like :func:`run_one_thread`, also saving the trained weights (for figures that need the model)."""
+    """:func:`vicinal.lab.trainer.run_and_save` with one torch thread (two workers share two cores): a run
+    that keeps its trained weights for the figures."""
     torch.set_num_threads(1)
     return run_and_save(config, model_dir=model_dir)
 
@@ -56,17 +51,20 @@ def sweep_metrics(ctx: Context, configs: list[dict], *, model_dir: Path | None =
     -------
     list of dict
         The stored metrics of each config, in the order of ``configs``, plus ``"run_wall_s"``, the
-        wall time the store recorded for the run; runs already in the store are not trained again.
+        wall time the store recorded for the run (its share of the ensemble's time when batched); runs already in the store are not trained again.
     """
     configs = [json.loads(canonical_json(config)) for config in configs]
     store_path = ctx.store_path if store_path is None else Path(store_path)
-    if model_dir is None:
-        run_fn = run_one_thread
+    if model_dir is None:  # batched ensembles where the model allows, one at a time otherwise
+        from ..ensemble import batch_group_key, run_batch
+        run_sweep(configs, None, store=store_path, workers=ctx.workers, progress=not ctx.quick,
+                  batch_fn=run_batch, group_key=batch_group_key, max_batch=100)
     else:
         run_fn = functools.partial(run_and_save_one_thread, model_dir=str(model_dir))
-    run_sweep(configs, run_fn, store=store_path, workers=ctx.workers, progress=not ctx.quick)
+        run_sweep(configs, run_fn, store=store_path, workers=ctx.workers, progress=not ctx.quick)
     with ResultStore(store_path) as store:
-        stored = {row.key: {**row.metrics, "run_wall_s": row.wall_s} for row in store.rows()}
+        # A batched row records its whole ensemble's wall time: each run's share is wall_s / batch_size.
+        stored = {row.key: {**row.metrics, "run_wall_s": row.wall_s / row.batch_size} for row in store.rows()}
     return [stored[config_key(config)] for config in configs]
 
 
@@ -114,7 +112,8 @@ def cell(values, scale: float = 100.0, digits: int = 2) -> str:
 def compute_note(metrics: list[dict]) -> str:
     """One sentence: how many training runs a section rests on and their summed wall time."""
     return (f"{len(metrics)} training runs, {sum(m['run_wall_s'] for m in metrics):.0f} s of summed run time "
-            f"(two at a time on a shared machine). The Compute line above times only the last invocation, which "
+            f"(runs trained in a batched ensemble count their share of its time; two processes at a time on a shared "
+            f"machine). The Compute line above times only the last invocation, which "
             f"reuses runs already in the result store.")
 
 
