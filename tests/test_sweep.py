@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import signal
 
 import pytest
@@ -277,3 +278,13 @@ def test_two_concurrent_sweeps_on_one_store_lose_nothing(tmp_path):
     assert sorted(r.seed for r in rows) == list(range(60))
     assert all(r.metrics == fake_metrics(r.config) for r in rows)
     assert all(count_markers(markers, r.config) >= 1 for r in rows)
+
+
+@pytest.mark.parametrize("path", sorted((pathlib.Path(__file__).parents[1] / "sweeps").glob("*.toml")),
+                         ids=lambda p: p.name)
+def test_shipped_sweep_files_expand_to_valid_configs(path):
+    """Every sweep file in sweeps/ parses and every config it expands to passes RunConfig's checks."""
+    from vicinal.lab.config import RunConfig
+    from vicinal.lab.sweep import expand_grid, load_sweep
+    configs = expand_grid(load_sweep(path))
+    assert configs and all(RunConfig.from_dict(c) for c in configs)

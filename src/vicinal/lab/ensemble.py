@@ -285,57 +285,44 @@ def _collect(models: Sequence[nn.Module], method: str, name: str) -> dict[str, l
 # --------------------------------------------------------------------------- optimisers
 
 
-def _member_views(tensors: list[torch.Tensor]) -> list[tuple[torch.Tensor, ...]]:
-    """For each member m, the views ``t[m]`` of the stacked tensors (in-place updates reach the stack)."""
-    return list(zip(*(t.unbind(0) for t in tensors)))
-
-
-def _groups(active: Sequence[int], *settings: Sequence[float]) -> dict[tuple, list[int]]:
-    """Active members grouped by equal hyper-parameters (one fused call per group)."""
-    groups: dict[tuple, list[int]] = {}
-    for m in active:
-        groups.setdefault(tuple(float(values[m]) for values in settings), []).append(m)
-    return groups
-
-
-def _gather(views: list[tuple[torch.Tensor, ...]], members: list[int]) -> list[torch.Tensor]:
-    return [view for m in members for view in views[m]]
+def _runs(members: list[int]) -> list[tuple[int, int]]:
+    """Maximal ranges ``[start, stop)`` of consecutive member indices in sorted ``members``."""
+    runs: list[tuple[int, int]] = []
+    for m in members:
+        if runs and runs[-1][1] == m:
+            runs[-1] = (runs[-1][0], m + 1)
+        else:
+            runs.append((m, m + 1))
+    return runs
 
 
 class _StackedOptimizer:
-    """Groups the active members by hyper-parameters and gathers their state views for the fused kernels.
+    """Groups the active members by hyper-parameters; each group's fused update runs on slices of the stacks.
 
-    The groups and gathered lists depend only on the learning rates and the active members, which
-    change at most once per epoch (schedule) or at its last steps (uneven batch sizes), so they are
-    cached for the last combination seen.
+    Members with equal hyper-parameters (and, for Adam, equal step counts) that sit next to each other
+    on the member axis form one range, and a range is updated through the slices ``t[start:stop]`` of
+    the stacked tensors: one fused call on a few large tensors rather than on one view per member and
+    parameter (measured: the per-member form made Adam's step 2.5 ms instead of 0.4 ms for 100 MLPs).
+    :func:`fit_batched` orders each chunk's members so that equal settings lie together. The ranges
+    depend only on the settings and the active members, so the last plan is cached.
     """
 
-    def __init__(self, params: dict[str, torch.Tensor], settings: list[Sequence[float]],
-                 state: list[list[tuple[torch.Tensor, ...]]]):
+    def __init__(self, params: dict[str, torch.Tensor], settings: list[Sequence[float]]):
         self.params = list(params.values())
         self.settings = settings
-        self.views = [_member_views(self.params), *state]  # per view kind, per member: one view per parameter
         self._key, self._plan = None, []
 
-    def whole(self, lr: Sequence[float], active: Sequence[int]) -> tuple | None:
-        """The hyper-parameters when every member trains with the same ones, else None.
-
-        Then the fused kernel runs once on the stacked tensors themselves instead of on per-member
-        views: the same element-wise update, with a hundredth of the tensor-list overhead.
-        """
-        plan = self.plan(lr, active)
-        if len(plan) == 1 and len(plan[0][1]) == len(self.views[0]):
-            return plan[0][0]
-        return None
-
-    def plan(self, lr: Sequence[float], active: Sequence[int]) -> list[tuple[tuple, list[int], list[list]]]:
-        """``(hyper-parameters, members, gathered views of params and state)`` per group of active members."""
-        key = (tuple(lr), tuple(active))
+    def plan(self, lr: Sequence[float], active: Sequence[int], *extra: Sequence[float]) -> list[tuple[tuple, int, int]]:
+        """``(hyper-parameters, start, stop)`` for each range of active members updated together."""
+        key = (tuple(lr), tuple(active), *(tuple(e) for e in extra))
         if key != self._key:
-            groups = _groups(active, lr, *self.settings)
+            groups: dict[tuple, list[int]] = {}
+            for m in active:
+                values = (float(lr[m]), *(float(s[m]) for s in self.settings), *(float(e[m]) for e in extra))
+                groups.setdefault(values, []).append(m)
             self._key = key
-            self._plan = [(values, members, [_gather(views, members) for views in self.views])
-                          for values, members in groups.items()]
+            self._plan = [(values, start, stop) for values, members in groups.items()
+                          for start, stop in _runs(sorted(members))]
         return self._plan
 
 
@@ -344,29 +331,22 @@ class StackedSGD(_StackedOptimizer):
 
     The optimiser of k-Mixup (Greenewald et al. 2023, Sec. 5) and mixup (Zhang et al. 2018), with a
     learning rate, momentum and weight decay per member. Each step runs torch's fused CPU kernel
-    (``torch._fused_sgd_``, what ``torch.optim.SGD(fused=True)`` calls) once per group of members
-    with equal hyper-parameters, on views of member m's slices; members not in ``active`` are not
-    passed to it, so their parameters and momentum stay exactly as they were. Momentum buffers
-    start at 0, so the first step sets them to the gradient, as torch does.
+    (``torch._fused_sgd_``, what ``torch.optim.SGD(fused=True)`` calls) once per range of members
+    with equal hyper-parameters, on slices of the stacks; members not in ``active`` are not passed to
+    it, so their parameters and momentum stay exactly as they were. Momentum buffers start at 0, so
+    the first step sets them to the gradient, as torch does.
     """
 
     def __init__(self, params: dict[str, torch.Tensor], *, momentum: Sequence[float], weight_decay: Sequence[float]):
         self.buffers = [torch.zeros_like(p) for p in params.values()]
-        super().__init__(params, [list(weight_decay), list(momentum)], [_member_views(self.buffers)])
+        super().__init__(params, [list(weight_decay), list(momentum)])
 
     @torch.no_grad()
     def step(self, lr: Sequence[float], active: Sequence[int]) -> None:
         """One update of the members in ``active`` with their learning rates ``lr[m]``."""
-        whole = self.whole(lr, active)
-        if whole is not None:
-            rate, decay, momentum = whole
-            torch._fused_sgd_(self.params, [p.grad for p in self.params], self.buffers if momentum else [],
-                              weight_decay=decay, momentum=momentum, lr=rate, dampening=0.0, nesterov=False,
-                              maximize=False, is_first_step=False)
-            return
-        grads = _member_views([p.grad for p in self.params])
-        for (rate, decay, momentum), members, (params, buffers) in self.plan(lr, active):
-            torch._fused_sgd_(params, _gather(grads, members), buffers if momentum else [],
+        for (rate, decay, momentum), a, b in self.plan(lr, active):
+            torch._fused_sgd_([p[a:b] for p in self.params], [p.grad[a:b] for p in self.params],
+                              [buffer[a:b] for buffer in self.buffers] if momentum else [],
                               weight_decay=decay, momentum=momentum, lr=rate, dampening=0.0, nesterov=False,
                               maximize=False, is_first_step=False)
 
@@ -376,37 +356,29 @@ class StackedAdam(_StackedOptimizer):
 
     The optimiser of Local Mixup's spirals runs (Baena et al. 2022, Sec. V-A), with a learning rate
     and weight decay per member. Each step runs torch's fused CPU kernel (``torch._fused_adam_``,
-    what ``torch.optim.Adam(fused=True)`` calls) once per group of members with equal
-    hyper-parameters. Every member keeps its own step count; members not in ``active`` are not
-    passed to the kernel, so their parameters, moments and step count stay exactly as they were.
+    what ``torch.optim.Adam(fused=True)`` calls) once per range of members with equal
+    hyper-parameters and equal step counts (the bias correction reads one count per tensor). Every
+    member keeps its own step count; members not in ``active`` are not passed to the kernel, so their
+    parameters, moments and step count stay exactly as they were.
     """
 
     def __init__(self, params: dict[str, torch.Tensor], *, weight_decay: Sequence[float]):
         self.exp_avg = [torch.zeros_like(p) for p in params.values()]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params.values()]
-        self.counts = torch.zeros(len(weight_decay), len(params))  # steps taken, per member and parameter
-        self.in_step = True  # no member has sat a step out, so all counts are equal
-        steps = [row.unbind(0) for row in self.counts.unbind(0)]  # the kernel's 0-d step tensors
-        super().__init__(params, [list(weight_decay)],
-                         [_member_views(self.exp_avg), _member_views(self.exp_avg_sq), steps])
+        self.counts = torch.zeros(len(weight_decay))  # steps taken, per member
+        super().__init__(params, [list(weight_decay)])
 
     @torch.no_grad()
     def step(self, lr: Sequence[float], active: Sequence[int]) -> None:
         """One update of the members in ``active`` with their learning rates ``lr[m]``."""
         self.counts[torch.as_tensor(active)] += 1.0  # the kernel reads the count; torch.optim increments it first
-        self.in_step &= len(active) == len(self.counts)
-        whole = self.whole(lr, active)
-        if whole is not None and self.in_step:  # every member has taken every step: one count for all
-            rate, decay = whole
-            torch._fused_adam_(self.params, [p.grad for p in self.params], self.exp_avg, self.exp_avg_sq, [],
-                               list(self.counts[0].unbind(0)), lr=rate, beta1=_ADAM_BETAS[0], beta2=_ADAM_BETAS[1],
+        lag = (self.counts - self.counts.max()).tolist()  # groups equal counts; constant while all step
+        for (rate, decay, _), a, b in self.plan(lr, active, lag):
+            count = self.counts[a:a + 1].reshape(())  # 0-d view: equal for every member of the range
+            torch._fused_adam_([p[a:b] for p in self.params], [p.grad[a:b] for p in self.params],
+                               [t[a:b] for t in self.exp_avg], [t[a:b] for t in self.exp_avg_sq], [],
+                               [count] * len(self.params), lr=rate, beta1=_ADAM_BETAS[0], beta2=_ADAM_BETAS[1],
                                weight_decay=decay, eps=_ADAM_EPS, amsgrad=False, maximize=False)
-            return
-        grads = _member_views([p.grad for p in self.params])
-        for (rate, decay), members, (params, exp_avg, exp_avg_sq, steps) in self.plan(lr, active):
-            torch._fused_adam_(params, _gather(grads, members), exp_avg, exp_avg_sq, [], steps, lr=rate,
-                               beta1=_ADAM_BETAS[0], beta2=_ADAM_BETAS[1], weight_decay=decay, eps=_ADAM_EPS,
-                               amsgrad=False, maximize=False)
 
 
 def _make_optimizer(stacked: StackedModel, configs: list[RunConfig]):
@@ -961,11 +933,26 @@ def fit_batched(configs: Sequence[dict | RunConfig], *, dataset: Dataset | None 
     check_batchable(_build(configs[0], datasets[0]), configs[0].model)
     stats_cache: dict = {}
     members = [_make_member(c, d, stats_cache) for c, d in zip(configs, datasets)]
+    # Members with equal steps per epoch and optimiser settings side by side: the optimisers update
+    # each such range through slices of the stacks (chunking and order change no member's result).
+    order = sorted(range(len(members)), key=lambda i: _update_key(members[i]))
+    members = [members[i] for i in order]
     size = _chunk_size(members, max_members)
     chunks = [members[i:i + size] for i in range(0, len(members), size)]
     if progress:
         print(f"train_batched: {len(members)} members in {len(chunks)} chunk(s) of at most {size}", file=sys.stderr)
-    return [pair for chunk in chunks for pair in _train_chunk(chunk, progress=progress)]
+    trained = [pair for chunk in chunks for pair in _train_chunk(chunk, progress=progress)]
+    results: list[Any] = [None] * len(members)
+    for position, i in enumerate(order):
+        results[i] = trained[position]
+    return results
+
+
+def _update_key(member: _Member) -> tuple:
+    """What decides which members a fused optimiser call can update together."""
+    c = member.config
+    return (member.steps_per_epoch, c.lr, c.schedule, c.step_size, c.gamma, tuple(c.milestones), c.weight_decay,
+            c.momentum)
 
 
 def batch_group_key(config: dict) -> str:
