@@ -9,7 +9,7 @@ from vicinal.lab.ensemble import (StackedAdam, StackedModel, StackedSGD, Unsuppo
                                   batch_group_key, fit_batched, run_batch,
                                   train_batched)
 from vicinal.lab.models import build_model
-from vicinal.lab.store import ResultStore
+from vicinal.lab.store import ResultStore, config_key
 from vicinal.lab.sweep import run_sweep
 from vicinal.lab.trainer import train
 from vicinal.lam import lam_from_uniforms, sample_lam
@@ -203,6 +203,19 @@ def test_run_batch_keeps_order_and_falls_back_for_unbatched_methods(caplog):
         assert row["test_nll"] == pytest.approx(train(config)["test_nll"], abs=1e-5)
     assert len({batch_group_key(c) for c in configs}) == 3
     assert batch_group_key(configs[0]).startswith("sequential:")
+
+
+def test_run_batch_saves_each_model_as_run_and_save_does(tmp_path):
+    """With model_dir, batched and fallback runs alike leave their trained weights under the config key."""
+    configs = [dict(SMALL, epochs=1, method="approx_mixup", seed=0), dict(SMALL, epochs=1, method="mixup", seed=1),
+               dict(SMALL, epochs=1, method="kmixup", seed=2)]
+    rows = run_batch(configs, model_dir=str(tmp_path))
+    for row, config in zip(rows, configs):
+        metrics, model = train(config, return_model=True)
+        assert row["test_nll"] == pytest.approx(metrics["test_nll"], abs=1e-5)
+        saved = torch.load(tmp_path / f"{config_key(config)}.pt")
+        for name, value in model.state_dict().items():
+            torch.testing.assert_close(saved[name], value, atol=1e-5, rtol=1e-4, msg=name)
 
 
 def test_run_sweep_uses_the_batched_trainer(tmp_path):

@@ -15,11 +15,11 @@ import torch
 
 from .config import RunConfig, apply_settings, used_settings
 from .datasets import load_dataset
+from .ensemble import batch_group_key, run_batch
 from .evaluate import probability_fn
 from .models import build_model
 from .store import ResultStore, config_key
 from .sweep import run_sweep
-from .trainer import run_and_save
 
 DEFAULT_METHODS = ("erm", "mixup", "local_mixup", "kmixup")
 
@@ -62,8 +62,10 @@ def run_compare(dataset: str, *, methods: Sequence[str] = DEFAULT_METHODS, seeds
     out = Path(out)
     configs = compare_configs(dataset, methods, seeds, overrides)
     model_dir = out / "models"
-    summary = run_sweep(configs, functools.partial(run_and_save, model_dir=str(model_dir)),
-                        store=out / "results.sqlite", workers=workers, progress=progress)
+    # Batched ensembles where the model allows (the seeds of one method train together), saving each model.
+    summary = run_sweep(configs, None, batch_fn=functools.partial(run_batch, model_dir=str(model_dir)),
+                        group_key=batch_group_key, max_batch=100, store=out / "results.sqlite", workers=workers,
+                        progress=progress)
     with ResultStore(out / "results.sqlite") as store:
         keys = {config_key(c) for c in configs}
         rows = [dict(config=used_settings(r.config), metrics=r.metrics, key=r.key)

@@ -975,13 +975,15 @@ def batch_group_key(config: dict) -> str:
     return ("sequential:" if sequential_reason(run) else "batched:") + shared
 
 
-def run_batch(configs: list[dict]) -> list[dict[str, Any]]:
+def run_batch(configs: list[dict], *, model_dir: str | None = None) -> list[dict[str, Any]]:
     """``run_sweep``'s ``batch_fn``: train configs batched where possible, one at a time otherwise.
 
     Configs are grouped by :func:`batch_group_key`; each batchable group goes to
-    :func:`train_batched`. Configs that cannot be batched (method, manifold mixing, or a model
+    :func:`fit_batched`. Configs that cannot be batched (method, manifold mixing, or a model
     without a stacked form such as the BatchNorm networks) are trained with ``trainer.train``, and
-    the fallback is logged as a warning naming the reason. Rows are the same either way.
+    the fallback is logged as a warning naming the reason. Rows are the same either way. With
+    ``model_dir``, every trained model is also saved there as ``trainer.run_and_save`` does (for
+    figures); pass it with ``functools.partial``.
 
     Use as ``run_sweep(configs, batch_fn=run_batch, group_key=batch_group_key, max_batch=100, ...)``.
     """
@@ -993,22 +995,30 @@ def run_batch(configs: list[dict]) -> list[dict[str, Any]]:
     results: list[Any] = [None] * len(configs)
     for key, indices in groups.items():
         group = [configs[i] for i in indices]
-        for i, result in zip(indices, _run_group(key, group)):
+        for i, result in zip(indices, _run_group(key, group, model_dir)):
             results[i] = result
     return results
 
 
-def _run_group(key: str, group: list[dict]) -> list[dict[str, Any]]:
+def _run_group(key: str, group: list[dict], model_dir: str | None) -> list[dict[str, Any]]:
+    def one_at_a_time(config: dict) -> dict[str, Any]:
+        return trainer.train(config) if model_dir is None else trainer.run_and_save(config, model_dir=model_dir)
+
     if key.startswith("sequential:"):
         for config in group:
             _report_fallback(sequential_reason(RunConfig.from_dict(config)), config)
-        return [trainer.train(config) for config in group]
+        return [one_at_a_time(config) for config in group]
     try:
-        return train_batched(group)
+        if model_dir is None:
+            return train_batched(group)
+        fitted = fit_batched(group)
     except UnsupportedModelError as err:
         for config in group:
             _report_fallback(str(err), config)
-        return [trainer.train(config) for config in group]
+        return [one_at_a_time(config) for config in group]
+    for config, (model, _) in zip(group, fitted):
+        trainer.save_model(model, config, model_dir)
+    return [metrics for _, metrics in fitted]
 
 
 def _report_fallback(reason: str, config: dict) -> None:

@@ -275,12 +275,18 @@ def run_checkpointed(config: dict, *, checkpoint_dir: str) -> dict[str, Any]:
 
 def run_and_save(config: dict, *, model_dir: str) -> dict[str, Any]:
     """Like :func:`run`, and save the trained weights to ``model_dir/<config key>.pt`` (for figures)."""
+    results, model = train(config, return_model=True)
+    save_model(model, config, model_dir)
+    return results
+
+
+def save_model(model: torch.nn.Module, config: dict, model_dir: str | os.PathLike) -> Path:
+    """Write ``model``'s weights to ``model_dir/<config key>.pt`` atomically (where figures look for them)."""
     from .store import config_key
 
-    results, model = train(config, return_model=True)
     path = Path(model_dir) / f"{config_key(config)}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".pt.tmp")
     torch.save(model.state_dict(), tmp)
     os.replace(tmp, path)
-    return results
+    return path

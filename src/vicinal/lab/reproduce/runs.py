@@ -18,18 +18,11 @@ from vicinal.alpha import calibrate_alpha
 
 from ..config import RunConfig, derive_seed
 from ..datasets import load_dataset
+from ..ensemble import batch_group_key, run_batch
 from ..models import build_model
 from ..store import ResultStore, canonical_json, config_key
 from ..sweep import run_sweep
-from ..trainer import run_and_save
 from .base import Context, mean_ci
-
-
-def run_and_save_one_thread(config: dict, *, model_dir: str) -> dict:
-    """:func:`vicinal.lab.trainer.run_and_save` with one torch thread (two workers share two cores): a run
-    that keeps its trained weights for the figures."""
-    torch.set_num_threads(1)
-    return run_and_save(config, model_dir=model_dir)
 
 
 def sweep_metrics(ctx: Context, configs: list[dict], *, model_dir: Path | None = None,
@@ -55,13 +48,10 @@ def sweep_metrics(ctx: Context, configs: list[dict], *, model_dir: Path | None =
     """
     configs = [json.loads(canonical_json(config)) for config in configs]
     store_path = ctx.store_path if store_path is None else Path(store_path)
-    if model_dir is None:  # batched ensembles where the model allows, one at a time otherwise
-        from ..ensemble import batch_group_key, run_batch
-        run_sweep(configs, None, store=store_path, workers=ctx.workers, progress=not ctx.quick,
-                  batch_fn=run_batch, group_key=batch_group_key, max_batch=100)
-    else:
-        run_fn = functools.partial(run_and_save_one_thread, model_dir=str(model_dir))
-        run_sweep(configs, run_fn, store=store_path, workers=ctx.workers, progress=not ctx.quick)
+    # Batched ensembles where the model allows, one at a time otherwise; weights saved when asked for.
+    batch_fn = run_batch if model_dir is None else functools.partial(run_batch, model_dir=str(model_dir))
+    run_sweep(configs, None, store=store_path, workers=ctx.workers, progress=not ctx.quick,
+              batch_fn=batch_fn, group_key=batch_group_key, max_batch=100)
     with ResultStore(store_path) as store:
         # A batched row records its whole ensemble's wall time: each run's share is wall_s / batch_size.
         stored = {row.key: {**row.metrics, "run_wall_s": row.wall_s / row.batch_size} for row in store.rows()}
