@@ -1005,21 +1005,25 @@ def _run_group(key: str, group: list[dict], model_dir: str | None) -> list[dict[
         return trainer.train(config) if model_dir is None else trainer.run_and_save(config, model_dir=model_dir)
 
     if key.startswith("sequential:"):
+        reasons: dict[str, list[dict]] = {}
         for config in group:
-            _report_fallback(sequential_reason(RunConfig.from_dict(config)), config)
+            reasons.setdefault(sequential_reason(RunConfig.from_dict(config)), []).append(config)
+        for reason, configs in reasons.items():
+            _report_fallback(reason, configs)
         return [one_at_a_time(config) for config in group]
     try:
         if model_dir is None:
             return train_batched(group)
         fitted = fit_batched(group)
     except UnsupportedModelError as err:
-        for config in group:
-            _report_fallback(str(err), config)
+        _report_fallback(str(err), group)
         return [one_at_a_time(config) for config in group]
     for config, (model, _) in zip(group, fitted):
         trainer.save_model(model, config, model_dir)
     return [metrics for _, metrics in fitted]
 
 
-def _report_fallback(reason: str, config: dict) -> None:
-    logger.warning("training one at a time with trainer.train (seed %s): %s", config.get("seed"), reason)
+def _report_fallback(reason: str, configs: list[dict]) -> None:
+    """One warning per reason and group: how many configs (which seeds) train one at a time, and why."""
+    seeds = ", ".join(str(c.get("seed")) for c in configs)
+    logger.warning("training %d config(s) one at a time with trainer.train (seeds %s): %s", len(configs), seeds, reason)
