@@ -123,3 +123,16 @@ def test_fig5_kmixup_mixes_with_one_lambda():
     mixed_x, mixed_y = fig5_kmixup(x1, y1, x2, y1, 2, 1.0, np.random.default_rng(0))
     lam = 1 - float(mixed_x[0, 0])
     assert torch.allclose(mixed_x, torch.full((4, 2), 1 - lam)) and mixed_y.sum(1).allclose(torch.ones(4))
+
+
+def test_ensemble_speed_records_agreeing_runs_both_ways():
+    """The issue-5 benchmark on tiny sizes: a row per method whose batched members match the single runs."""
+    import ensemble_speed
+
+    row = ensemble_speed.compare_method("local_mixup", epochs=1, n_sequential=2, n_members=3, rounds=2)
+    assert row["rounds"] == 2 and len(row["per_round"]) == 2 and row["sequential_runs"] == 2
+    assert row["speedup_wall"] > 0 and row["steps_per_run"] > 0 and row["peak_rss_mib"] > 0
+    assert row["max_test_nll_gap"] < 1e-4  # member m of the batch is trainer.train(config_m)
+    sweep = ensemble_speed.fig3_sweep(epochs=1, seeds=2)
+    assert [point["eps"] for point in sweep["per_eps"]] == list(ensemble_speed.FIG3_EPS)
+    assert all(0.0 <= point["mean_test_error"] <= 1.0 for point in sweep["per_eps"])
