@@ -111,8 +111,8 @@ def test_sweep_batches_by_default_and_matches_one_at_a_time(tmp_path, capsys, mo
     """`vicinal sweep` trains batchable configs as ensembles unless --no-batched; the stored rows agree."""
     from vicinal.lab import ensemble
     calls = []
-    real = ensemble.train_batched
-    monkeypatch.setattr(ensemble, "train_batched", lambda configs: calls.append(len(configs)) or real(configs))
+    real = ensemble.fit_batched
+    monkeypatch.setattr(ensemble, "fit_batched", lambda configs: calls.append(len(configs)) or real(configs))
     args = ["sweep", "--workers", "1", "--set", "seeds=3", "base.dataset=spirals", "base.dataset_params={n_per_class=30}",
             "base.model_params={widths=[8]}", "base.epochs=2", "base.batch_size=12", "base.k=4", "grid.method=mixup,kmixup"]
     rows = {}

@@ -524,7 +524,8 @@ class _Step:
         its epoch order once per epoch, so that a step is a slice; otherwise every step gathers its rows.
         """
         self.orders = orders
-        self._draw_epoch_uniforms()
+        if bool(self.mixes.any()):  # batches of ERM / modified data draw nothing
+            self._draw_epoch_uniforms()
         copy_bytes = orders.numel() * (self.inputs[0, 0].numel() + self.targets[0, 0].numel()) * self.inputs.element_size()
         self.epoch_data = None
         if copy_bytes <= EPOCH_COPY_BUDGET:
@@ -1012,14 +1013,13 @@ def _run_group(key: str, group: list[dict], model_dir: str | None) -> list[dict[
             _report_fallback(reason, configs)
         return [one_at_a_time(config) for config in group]
     try:
-        if model_dir is None:
-            return train_batched(group)
         fitted = fit_batched(group)
     except UnsupportedModelError as err:
         _report_fallback(str(err), group)
         return [one_at_a_time(config) for config in group]
-    for config, (model, _) in zip(group, fitted):
-        trainer.save_model(model, config, model_dir)
+    if model_dir is not None:
+        for config, (model, _) in zip(group, fitted):
+            trainer.save_model(model, config, model_dir)
     return [metrics for _, metrics in fitted]
 
 
