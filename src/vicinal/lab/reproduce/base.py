@@ -100,6 +100,13 @@ def assemble(ctx: Context, registry: dict) -> Path:
     return path
 
 
+def judge(checks: dict[str, bool]) -> tuple[str, str]:
+    """Verdict and reason from named claim checks: all pass, some pass, or none pass; each named yes / no."""
+    passed = sum(checks.values())
+    verdict = "reproduced" if passed == len(checks) else "partly reproduced" if passed else "not reproduced"
+    return verdict, "; ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in checks.items())
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     """A GitHub Markdown table from a header and rows of cells (formatted with str)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]

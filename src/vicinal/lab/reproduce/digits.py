@@ -21,7 +21,7 @@ from vicinal.alpha import calibrate_alpha
 
 from ..datasets import load_dataset
 from ..plots import plot_series
-from .base import Context, Section, markdown_table, mean_ci
+from .base import Context, Section, judge, markdown_table, mean_ci
 from .runs import cell, compute_note, half_widths, sweep_metrics
 
 ALPHA = 1.0
@@ -113,9 +113,7 @@ def reproduce(ctx: Context) -> Section:
         "rescaling lowers Mixup's ECE": rescale["ece"][0] + rescale["ece"][1] < 0,
         "rescaling raises ERM's error": erm_rescale[0] - erm_rescale[1] > 0,
     }
-    passed = sum(checks.values())
-    verdict = "reproduced" if passed == len(checks) else "partly reproduced" if passed else "not reproduced"
-    reason = "; ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in checks.items())
+    verdict, reason = judge(checks)
     reason += (f" ({len(p['seeds'])} seeds; the error and robustness comparisons are on means: read them with "
                f"the CIs below). "
                f"A stand-in dataset: 8x8 digits, {p['epochs']} epochs, {len(p['seeds'])} seeds, one alpha, "

@@ -19,7 +19,7 @@ from vicinal.rescale import RescaledPredictor, fit_stats
 
 from ..evaluate import predict
 from ..plots import plot_curves, plot_reliability
-from .base import Context, Section, markdown_table, mean_ci
+from .base import Context, Section, judge, markdown_table, mean_ci
 from .runs import cell, compute_note, load_trained_model, sweep_metrics
 
 ALPHA = 1.0
@@ -97,9 +97,7 @@ def reproduce(ctx: Context) -> Section:
         "approximate Mixup is as accurate as Mixup (CI of the difference holds 0)":
             abs(approx_accuracy[0]) <= approx_accuracy[1],
     }
-    passed = sum(checks.values())
-    verdict = "reproduced" if passed == len(checks) else "partly reproduced" if passed else "not reproduced"
-    reason = "; ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in checks.items())
+    verdict, reason = judge(checks)
     reason += (f" (claims judged by paired 95% CIs). Paired rescaled − plain Mixup: accuracy "
                f"{100 * gains['accuracy'][0]:+.2f} ± {100 * gains['accuracy'][1]:.2f} points, NLL "
                f"{gains['NLL'][0]:+.3f} ± {gains['NLL'][1]:.3f}, ECE {100 * gains['ECE'][0]:+.2f} ± "
