@@ -5,9 +5,9 @@ sees numpy (the float64 cost blocks handed to scipy) but not the tensors. The pe
 size does see both. Each (mixer, B) pair runs in its own process (``python peak_memory.py --child
 ...``): it builds the batch, runs the mixer once on a small batch so code paths are loaded, resets
 the kernel's peak-RSS mark (``/proc/self/clear_refs``, Linux), then mixes the batch once and
-reports the rise of the peak above the resident size just before the call. Where the mark cannot be
-reset, the rise of ``resource.getrusage(...).ru_maxrss`` is used (it can under-count if the process
-was larger before). RSS moves by pages and the allocator may reuse freed memory, so small values
+reports the rise of the peak mark during the call (from its value at the reset, the resident size
+then). Where the mark cannot be reset, the rise of ``resource.getrusage(...).ru_maxrss`` is used
+(it can under-count if the process was larger before). RSS moves by pages and the allocator may reuse freed memory, so small values
 are approximate. ``tracemalloc``'s peak is reported beside it. On CUDA the measure is
 ``torch.cuda.max_memory_allocated`` above the allocation before the call.
 """
@@ -71,7 +71,9 @@ def measure_in_this_process(name: str, batch_size: int, device: str) -> dict:
         return record
     tracemalloc.start()
     if _reset_peak_rss() and _status_kib("VmHWM") is not None:
-        before = _status_kib("VmRSS")
+        # The mark itself as the baseline: it only rises until the next reset, so the rise is >= 0.
+        # (VmRSS read a moment later could sit a few pages above it and give a small negative "peak".)
+        before = _status_kib("VmHWM")
         mixer(x, y, generator=generator)
         record.update(method="VmHWM after clear_refs", peak_mib=(_status_kib("VmHWM") - before) / 1024)
     else:
