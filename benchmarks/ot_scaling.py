@@ -19,6 +19,7 @@ POT is an optional extra, imported only here; without it those columns are left 
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -102,7 +103,8 @@ def crossover(ks: list[int], exact: list[float], approximate: list[float]) -> di
     """Where the approximate solver becomes cheaper than the exact one.
 
     Returns the smallest measured k where it already is (``measured_k``), else the k where the two
-    fitted power laws cross (``extrapolated_k``, None when the exact solver does not grow faster).
+    fitted power laws cross (``extrapolated_k``, None when the exact solver does not grow faster, or
+    when the laws cross beyond float range, e.g. for nearly equal slopes fitted to a few noisy points).
     """
     cheaper = [k for k, e, a in zip(ks, exact, approximate) if a < e]
     if cheaper:
@@ -111,7 +113,8 @@ def crossover(ks: list[int], exact: list[float], approximate: list[float]) -> di
     p_approx, c_approx = np.polyfit(np.log(ks), np.log(approximate), 1)
     if p_exact <= p_approx:
         return {"measured_k": None, "extrapolated_k": None}
-    return {"measured_k": None, "extrapolated_k": float(math.exp((c_approx - c_exact) / (p_exact - p_approx)))}
+    log_k = (c_approx - c_exact) / (p_exact - p_approx)
+    return {"measured_k": None, "extrapolated_k": float(math.exp(log_k)) if log_k < math.log(sys.float_info.max) else None}
 
 
 def run_ot_scaling(*, batch_size: int = 1024, ks: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256, 512),

@@ -75,6 +75,9 @@ def test_fit_exponent_and_crossover():
     crossing = ot_scaling.crossover(ks, [k ** 2 for k in ks], [100.0 * k for k in ks])
     assert crossing == {"measured_k": None, "extrapolated_k": pytest.approx(100.0)}
     assert ot_scaling.crossover(ks, [1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 0.5, 0.5])["measured_k"] == 8
+    # Slopes a hair apart put the crossing beyond float range: no crossing, not an OverflowError.
+    nearly_parallel = ot_scaling.crossover(ks, [1.0 * k for k in ks], [1e5 * k ** (1 - 1e-9) for k in ks])
+    assert nearly_parallel == {"measured_k": None, "extrapolated_k": None}
 
 
 def test_collate_overlap_record():
