@@ -13,14 +13,17 @@ from vicinal._checks import check_int, check_nonnegative_float, check_positive_f
 from .splits import _check_fraction, _classification, _split, _split_standardize
 
 
-def _two_classes(points: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stack class-0 and class-1 points with labels 0 and 1."""
+def _two_class_split(points: np.ndarray, other: np.ndarray, *, rng: np.random.Generator, noise: float, seed: int,
+                      test_fraction: float, standardize: bool = False):
+    """Label ``points`` 0 and ``other`` 1, add Gaussian ``noise`` from ``rng``, split (seeded, stratified).
+
+    The common ending of the two-class toys. The isotropic noise is drawn after the points; both
+    splits are standardised with train statistics when ``standardize``.
+    """
     x = np.concatenate([points, other])
     y = np.repeat([0, 1], [len(points), len(other)])
-    return x, y
-
-
-# --------------------------------------------------------------------------- synthetic
+    x = x + noise * rng.standard_normal(x.shape)
+    return _split_standardize(x, y, test_fraction=test_fraction, seed=seed, standardize=standardize, num_classes=2)
 
 
 def _spirals(*, seed: int, n_per_class: int = 1000, noise: float = 1.5, turns: float = 2.0,
@@ -59,9 +62,7 @@ def _spirals(*, seed: int, n_per_class: int = 1000, noise: float = 1.5, turns: f
     rng = np.random.default_rng(seed)
     t = 2 * math.pi * turns * np.sqrt(rng.random(n_per_class))
     arm = t[:, None] * np.stack([-np.cos(t), np.sin(t)], axis=1)
-    x, y = _two_classes(arm, -arm)
-    x = x + noise * rng.standard_normal(x.shape)
-    return _split_standardize(x, y, test_fraction=test_fraction, seed=seed, standardize=True, num_classes=2)
+    return _two_class_split(arm, -arm, rng=rng, noise=noise, seed=seed, test_fraction=test_fraction, standardize=True)
 
 
 def _moons(*, seed: int, n_samples: int = 300, noise: float = 0.01, flip: float = 0.2,
@@ -149,9 +150,7 @@ def _one_ring(*, seed: int, n_per_class: int = 500, radius: float = 0.5, core_ra
 
     core = on_circle(core_radius * np.sqrt(rng.random(n_per_class)))  # sqrt: uniform over the disc
     ring = on_circle(np.full(n_per_class, radius))
-    x, y = _two_classes(core, ring)
-    x = x + noise * rng.standard_normal(x.shape)
-    return _split_standardize(x, y, test_fraction=test_fraction, seed=seed, standardize=False, num_classes=2)
+    return _two_class_split(core, ring, rng=rng, noise=noise, seed=seed, test_fraction=test_fraction)
 
 
 def _four_bars(*, seed: int, n_per_class: int = 500, spacing: float = 1.0, bar_width: float = 0.2,
@@ -201,9 +200,8 @@ def _four_bars(*, seed: int, n_per_class: int = 500, spacing: float = 1.0, bar_w
         np.stack([c + bar_width * (rng.random(per_bar) - 0.5), bar_height * (rng.random(per_bar) - 0.5)], axis=1)
         for c in centres
     ]
-    x, y = _two_classes(np.concatenate(bars[0::2]), np.concatenate(bars[1::2]))
-    x = x + noise * rng.standard_normal(x.shape)
-    return _split_standardize(x, y, test_fraction=test_fraction, seed=seed, standardize=False, num_classes=2)
+    return _two_class_split(np.concatenate(bars[0::2]), np.concatenate(bars[1::2]), rng=rng, noise=noise,
+                            seed=seed, test_fraction=test_fraction)
 
 
 def _swiss_roll(*, seed: int, n_per_class: int = 500, radius: float = 6.5, noise: float = 0.0,
@@ -243,6 +241,4 @@ def _swiss_roll(*, seed: int, n_per_class: int = 500, radius: float = 6.5, noise
         t = rng.uniform(1.5 * math.pi, t_max, n_per_class)
         return (radius * t / t_max)[:, None] * np.stack([np.cos(t + offset), np.sin(t + offset)], axis=1)
 
-    x, y = _two_classes(arm(0.0), arm(math.pi))
-    x = x + noise * rng.standard_normal(x.shape)
-    return _split_standardize(x, y, test_fraction=test_fraction, seed=seed, standardize=False, num_classes=2)
+    return _two_class_split(arm(0.0), arm(math.pi), rng=rng, noise=noise, seed=seed, test_fraction=test_fraction)
