@@ -7,7 +7,7 @@ import math
 import pickle
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -69,43 +69,48 @@ def _require_dir(root: Any, needs: str) -> Path:
     return root
 
 
-def _cifar10(*, seed: int, root: str, standardize: bool = False):
-    """CIFAR-10 from the official python pickle batches in a local directory (used by all three papers).
+def _image_set(read: Callable[[str, Any, bool], tuple], name: str, *, doc: str, root_holds: str):
+    """A registry loader for an image set with an official split: ``read(name, root, standardize)``.
+
+    Its docstring is ``doc`` followed by the two parameters every image set takes; ``seed`` is unused.
+    """
+
+    def load(*, seed: int, root: str, standardize: bool = False):
+        _check_bool("standardize", standardize)
+        return read(name, root, standardize)
+
+    load.__doc__ = f"""{doc}
+
+    Parameters
+    ----------
+    root : str
+        Directory holding {root_holds}.
+    standardize : bool
+        Standardise each channel with train statistics (default False).
+    """
+    return load
+
+
+_cifar10 = _image_set(
+    _load_cifar, "cifar10", root_holds="``cifar-10-batches-py``",
+    doc="""CIFAR-10 from the official python pickle batches in a local directory (used by all three papers).
 
     Expects ``root/cifar-10-batches-py/{data_batch_1..5, test_batch}`` (or those files
     directly in ``root``): pickled dicts with ``data`` (N, 3072) uint8 rows and
     ``labels``. Images ``(N, 3, 32, 32)`` in [0, 1]; with ``standardize`` each channel
     is standardised with train statistics. The official split is kept; ``seed`` is
-    unused. Only load files you trust: they are pickles.
+    unused. Only load files you trust: they are pickles.""",
+)
 
-    Parameters
-    ----------
-    root : str
-        Directory holding ``cifar-10-batches-py``.
-    standardize : bool
-        Per-channel standardisation with train statistics (default False).
-    """
-    _check_bool("standardize", standardize)
-    return _load_cifar("cifar10", root, standardize)
-
-
-def _cifar100(*, seed: int, root: str, standardize: bool = False):
-    """CIFAR-100 (fine labels) from the official python pickles in a local directory (Carratino et al. 2020).
+_cifar100 = _image_set(
+    _load_cifar, "cifar100", root_holds="``cifar-100-python``",
+    doc="""CIFAR-100 (fine labels) from the official python pickles in a local directory (Carratino et al. 2020).
 
     Expects ``root/cifar-100-python/{train, test}`` (or those files directly in
     ``root``): pickled dicts with ``data`` (N, 3072) uint8 rows and ``fine_labels``.
     Images ``(N, 3, 32, 32)`` in [0, 1], optionally standardised per channel with
-    train statistics. Official split; ``seed`` unused. Only load files you trust.
-
-    Parameters
-    ----------
-    root : str
-        Directory holding ``cifar-100-python``.
-    standardize : bool
-        Per-channel standardisation with train statistics (default False).
-    """
-    _check_bool("standardize", standardize)
-    return _load_cifar("cifar100", root, standardize)
+    train statistics. Official split; ``seed`` unused. Only load files you trust.""",
+)
 
 
 _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -155,36 +160,19 @@ def _load_idx_pair(name: str, root: Any, standardize: bool):
     return _classification(x_train, train_labels, x_test, test_labels, 10)
 
 
-def _mnist(*, seed: int, root: str, standardize: bool = False):
-    """MNIST from the four official IDX files (gzipped or not) in ``root`` (Greenewald et al. 2023; Baena et al. 2022).
+_mnist = _image_set(
+    _load_idx_pair, "mnist", root_holds="the four IDX files",
+    doc="""MNIST from the four official IDX files (gzipped or not) in ``root`` (Greenewald et al. 2023; Baena et al. 2022).
 
     Files: ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
     ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each optionally ``.gz``.
     Images ``(N, 1, 28, 28)`` in [0, 1]; with ``standardize``, the single channel is
-    standardised with train statistics. Official split; ``seed`` unused.
+    standardised with train statistics. Official split; ``seed`` unused.""",
+)
 
-    Parameters
-    ----------
-    root : str
-        Directory holding the four files.
-    standardize : bool
-        Standardise with the train pixel mean and std (default False).
-    """
-    _check_bool("standardize", standardize)
-    return _load_idx_pair("mnist", root, standardize)
+_fashion_mnist = _image_set(
+    _load_idx_pair, "fashion_mnist", root_holds="the four IDX files",
+    doc="""Fashion-MNIST from its four IDX files (same names as MNIST) in ``root`` (Baena et al. 2022, Table I).
 
-
-def _fashion_mnist(*, seed: int, root: str, standardize: bool = False):
-    """Fashion-MNIST from its four IDX files (same names as MNIST) in ``root`` (Baena et al. 2022, Table I).
-
-    Same format, file names and options as ``mnist``.
-
-    Parameters
-    ----------
-    root : str
-        Directory holding the four files.
-    standardize : bool
-        Standardise with the train pixel mean and std (default False).
-    """
-    _check_bool("standardize", standardize)
-    return _load_idx_pair("fashion_mnist", root, standardize)
+    Same format, file names and options as ``mnist``.""",
+)
