@@ -9,8 +9,8 @@ from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 
 from .style import (
-    _PathLike, _check_dpi, _class_color, _class_labels, _figure, _float_array, _mapping, _png_path, _save,
-    method_label,
+    _PathLike, _check_dpi, _check_int, _class_color, _class_labels, _figure, _float_array, _mapping, _png_path,
+    _save, _scatter_classes, method_label,
 )
 
 __all__ = ["plot_decision_boundaries"]
@@ -76,12 +76,11 @@ def plot_decision_boundaries(
     points, labels = _labelled_points(x_train, y_train)
     fns = _mapping("predict_fns", predict_fns)
     errors = _test_errors(test_errors, fns)
-    if isinstance(grid_size, bool) or not isinstance(grid_size, (int, np.integer)):
-        raise TypeError(f"grid_size must be an int, got {grid_size!r} of type {type(grid_size).__name__}")
+    grid_size = _check_int("grid_size", grid_size)
     if grid_size < 10:
         raise ValueError(f"grid_size must be >= 10, got {grid_size}")
     n_classes = int(labels.max()) + 1
-    grid_x, grid_y, grid_points = _plane_grid(points, int(grid_size))
+    grid_x, grid_y, grid_points = _plane_grid(points, grid_size)
 
     # Equal-aspect panels: size the figure to the data's height/width ratio so the titles and axis
     # labels keep their room (a fixed height clipped them on tall data such as the Swiss Roll).
@@ -94,7 +93,7 @@ def plot_decision_boundaries(
     for ax, (key, predict) in zip(axes, fns.items()):
         probabilities = _grid_probabilities(key, predict, grid_points, n_classes)
         image = _draw_prediction(ax, grid_x, grid_y, probabilities, n_classes)
-        _draw_labelled_points(ax, points, labels)
+        _scatter_classes(ax, points, labels, "class {}", s=12, edgecolors="black", linewidths=0.4)
         ax.set_title(_panel_title(key, errors))
         ax.set_xlabel("x₁")
         ax.set_aspect("equal")
@@ -175,15 +174,7 @@ def _class_colour_image(probabilities: np.ndarray) -> np.ndarray:
     return strength * palette[predicted] + (1 - strength) * np.ones(3)
 
 
-def _draw_labelled_points(ax, points: np.ndarray, labels: np.ndarray) -> None:
-    for label in np.unique(labels):
-        chosen = points[labels == label]
-        ax.scatter(chosen[:, 0], chosen[:, 1], s=12, color=_class_color(int(label)), edgecolors="black",
-                   linewidths=0.4, label=f"class {label}")
-
-
 def _panel_title(key: str, errors: dict[str, float]) -> str:
     if key not in errors:
         return method_label(key)
     return f"{method_label(key)}\ntest error {errors[key]:.1f}%"
-

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .style import _PathLike, _capitalise, _figure, _float_array, _png_path, _save
+from .style import _PathLike, _capitalise, _check_int, _figure, _float_array, _png_path, _save
 
 __all__ = ["plot_heatmap"]
 
@@ -79,8 +79,7 @@ def plot_heatmap(
     if np.isnan(grid).all():
         raise ValueError("means has no finite value; expected at least one cell that was run")
     half_widths = None if ci_half_widths is None else _grid_half_widths(ci_half_widths, grid)
-    if isinstance(decimals, bool) or not isinstance(decimals, (int, np.integer)):
-        raise TypeError(f"decimals must be an int, got {decimals!r} of type {type(decimals).__name__}")
+    decimals = _check_int("decimals", decimals)
     if decimals < 0:
         raise ValueError(f"decimals must be >= 0, got {decimals}")
 
@@ -141,4 +140,3 @@ def _text_color_on(rgba: tuple[float, float, float, float]) -> str:
     red, green, blue = rgba[:3]
     luminance = 0.299 * red + 0.587 * green + 0.114 * blue
     return "black" if luminance > 0.5 else "white"
-

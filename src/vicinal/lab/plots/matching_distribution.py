@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from .style import _PathLike, _class_color, _class_labels, _figure, _float_array, _png_path, _same_length, _save
+from .style import (
+    _PathLike, _check_int, _class_labels, _figure, _float_array, _float_vector, _png_path, _save, _scatter_classes,
+)
 
 __all__ = ["plot_matching_distribution"]
 
@@ -94,8 +96,7 @@ def _draw_weighted_points(ax, data: np.ndarray, weight: np.ndarray):
 
 
 def _matching_weights(weights: object, n_points: int) -> np.ndarray:
-    weight = _float_array("weights", weights, ndim=1)
-    _same_length("weights", weight, "points", n_points)
+    weight = _float_vector("weights", weights, "points", n_points)
     if (weight < 0).any():
         raise ValueError(f"weights must be non-negative, got {weight[weight < 0][0]}")
     if weight.sum() == 0:
@@ -104,11 +105,10 @@ def _matching_weights(weights: object, n_points: int) -> np.ndarray:
 
 
 def _anchor(anchor_index: object, n_points: int) -> int:
-    if isinstance(anchor_index, bool) or not isinstance(anchor_index, (int, np.integer)):
-        raise TypeError(f"anchor_index must be an int, got {anchor_index!r}")
-    if not 0 <= anchor_index < n_points:
-        raise ValueError(f"anchor_index must be in [0, {n_points - 1}], got {anchor_index}")
-    return int(anchor_index)
+    anchor = _check_int("anchor_index", anchor_index)
+    if not 0 <= anchor < n_points:
+        raise ValueError(f"anchor_index must be in [0, {n_points - 1}], got {anchor}")
+    return anchor
 
 
 def _draw_background_points(ax, data: np.ndarray, classes: np.ndarray | None) -> None:
@@ -117,7 +117,4 @@ def _draw_background_points(ax, data: np.ndarray, classes: np.ndarray | None) ->
     if classes is None:
         ax.scatter(data[:, 0], data[:, 1], s=6, color="#bdbdbd", linewidths=0, label="weight 0")
         return
-    for label in np.unique(classes):
-        chosen = data[classes == label]
-        ax.scatter(chosen[:, 0], chosen[:, 1], s=6, color=_class_color(int(label)), alpha=0.25, linewidths=0,
-                   label=f"class {label}, weight 0")
+    _scatter_classes(ax, data, classes, "class {}, weight 0", s=6, alpha=0.25, linewidths=0)

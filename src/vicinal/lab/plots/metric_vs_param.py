@@ -109,4 +109,3 @@ def _samples(name: str, values: object, n_points: int) -> np.ndarray:
             " (use values[np.newaxis] for a single seed)"
         )
     return array
-

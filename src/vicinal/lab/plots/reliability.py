@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .style import (
-    _PathLike, _figure, _float_array, _mapping, _png_path, _same_length, _save, method_colors, method_label,
+    _PathLike, _figure, _float_array, _float_vector, _mapping, _png_path, _save, method_colors, method_label,
 )
 
 __all__ = ["plot_reliability"]
@@ -87,8 +87,7 @@ def _reliability_data(key: str, data: object) -> dict[str, np.ndarray]:
     edges = _float_array(f"models[{key!r}]['bin_edges']", data["bin_edges"], ndim=1)
     if len(edges) < 2 or (np.diff(edges) <= 0).any() or edges[0] < 0 or edges[-1] > 1:
         raise ValueError(f"models[{key!r}]['bin_edges'] must be >= 2 increasing values in [0, 1], got {edges}")
-    counts = _float_array(f"models[{key!r}]['counts']", data["counts"], ndim=1)
-    _same_length(f"models[{key!r}]['counts']", counts, "bin_edges minus one", len(edges) - 1)
+    counts = _float_vector(f"models[{key!r}]['counts']", data["counts"], "bin_edges minus one", len(edges) - 1)
     if (counts < 0).any() or counts.sum() == 0:
         raise ValueError(f"models[{key!r}]['counts'] must be >= 0 with a positive total, got {counts}")
     binned = {"bin_edges": edges, "counts": counts}
@@ -98,8 +97,7 @@ def _reliability_data(key: str, data: object) -> dict[str, np.ndarray]:
 
 
 def _bin_fractions(name: str, values: object, counts: np.ndarray) -> np.ndarray:
-    fractions = _float_array(name, values, ndim=1, allow_nan=True)
-    _same_length(name, fractions, "counts", len(counts))
+    fractions = _float_vector(name, values, "counts", len(counts), allow_nan=True)
     if np.isnan(fractions[counts > 0]).any():
         raise ValueError(f"{name} is NaN in a bin with samples; NaN is only allowed where counts == 0")
     finite = fractions[~np.isnan(fractions)]
@@ -135,4 +133,3 @@ def _draw_confidence_histogram(ax, data: dict[str, np.ndarray], color: str) -> N
            alpha=0.85, edgecolor="black", linewidth=0.6)
     ax.set_xlim(0, 1)
     ax.grid(True, alpha=0.3)
-

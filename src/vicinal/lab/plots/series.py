@@ -8,8 +8,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .style import (
-    _PathLike, _capitalise, _figure, _float_array, _log_x_axis, _mapping, _png_path, _positive_for_log,
-    _same_length, _save, method_colors, method_label,
+    _PathLike, _capitalise, _draw_line, _figure, _float_array, _float_vector, _log_x_axis, _mapping, _png_path,
+    _positive_for_log, _save, method_colors, method_label,
 )
 
 __all__ = ["plot_series"]
@@ -84,10 +84,7 @@ def plot_series(
     fig = _figure(6.4, 4.4, dpi)
     ax = fig.add_subplot()
     for name, values in series.items():
-        ax.plot(xs, values, color=colors[name], marker="o", markersize=4, linewidth=1.8, label=method_label(name))
-        if name in bands:
-            ax.fill_between(xs, values - bands[name], values + bands[name], color=colors[name], alpha=0.2,
-                            linewidth=0)
+        _draw_line(ax, xs, values, colors[name], method_label(name), "o", bands.get(name))
         if name in fitted:
             _draw_power_law_fit(ax, xs, values, colors[name], method_label(name))
     if log_x:
@@ -102,9 +99,7 @@ def plot_series(
 
 
 def _series(mapping_name: str, name: str, values: object, n_points: int) -> np.ndarray:
-    array = _float_array(f"{mapping_name}[{name!r}]", values, ndim=1)
-    _same_length(f"{mapping_name}[{name!r}]", array, "x", n_points)
-    return array
+    return _float_vector(f"{mapping_name}[{name!r}]", values, "x", n_points)
 
 
 def _series_errors(errors: Mapping | None, series: dict[str, np.ndarray], n_points: int) -> dict[str, np.ndarray]:
@@ -147,4 +142,3 @@ def _draw_power_law_fit(ax, xs: np.ndarray, ys: np.ndarray, color: str, label: s
     slope, intercept = np.polyfit(np.log(xs), np.log(ys), deg=1)
     ax.plot(xs, np.exp(intercept) * xs**slope, color=color, linestyle="--", linewidth=1.2,
             label=f"{label} fit: slope {slope:.2f}")
-

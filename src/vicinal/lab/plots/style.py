@@ -180,9 +180,12 @@ def _float_array(name: str, values: object, ndim: int, allow_nan: bool = False) 
     return array
 
 
-def _same_length(name: str, array: np.ndarray, other_name: str, length: int) -> None:
+def _float_vector(name: str, values: object, other_name: str, length: int, allow_nan: bool = False) -> np.ndarray:
+    """A finite 1-D float array as long as `other_name` (of length `length`)."""
+    array = _float_array(name, values, ndim=1, allow_nan=allow_nan)
     if len(array) != length:
         raise ValueError(f"{name} has length {len(array)} but {other_name} has length {length}")
+    return array
 
 
 def _positive_for_log(name: str, values: np.ndarray) -> None:
@@ -202,12 +205,18 @@ def _mean_ci95(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, stats.t.ppf(0.975, df=n_seeds - 1) * sem
 
 
+def _check_int(name: str, value: object) -> int:
+    """`value` as an int if it is a Python or numpy integer (not a bool), else TypeError."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
+    return int(value)
+
+
 def _check_dpi(dpi: object) -> int:
-    if isinstance(dpi, bool) or not isinstance(dpi, (int, np.integer)):
-        raise TypeError(f"dpi must be an int, got {dpi!r} of type {type(dpi).__name__}")
+    dpi = _check_int("dpi", dpi)
     if dpi <= 0:
         raise ValueError(f"dpi must be a positive int, got {dpi}")
-    return int(dpi)
+    return dpi
 
 
 def _figure(width: float, height: float, dpi: int) -> Figure:
@@ -226,10 +235,17 @@ def _save(fig: Figure, png: Path) -> Figure:
 
 
 def _draw_mean_band(ax, x: np.ndarray, samples: np.ndarray, color: str, label: str, marker: str | None) -> None:
+    """The mean over seeds, with its 95% CI band when there are several seeds."""
     mean, half_width = _mean_ci95(samples)
-    ax.plot(x, mean, color=color, label=label, marker=marker, markersize=4, linewidth=1.8)
-    if samples.shape[0] > 1:
-        ax.fill_between(x, mean - half_width, mean + half_width, color=color, alpha=0.2, linewidth=0)
+    _draw_line(ax, x, mean, color, label, marker, half_width if samples.shape[0] > 1 else None)
+
+
+def _draw_line(ax, x: np.ndarray, y: np.ndarray, color: str, label: str, marker: str | None,
+               half_width: np.ndarray | None = None) -> None:
+    """A line, with a shaded band ``y ± half_width`` if `half_width` is given."""
+    ax.plot(x, y, color=color, label=label, marker=marker, markersize=4, linewidth=1.8)
+    if half_width is not None:
+        ax.fill_between(x, y - half_width, y + half_width, color=color, alpha=0.2, linewidth=0)
 
 
 def _log_x_axis(ax, x: np.ndarray) -> None:
@@ -246,8 +262,7 @@ def _capitalise(text: str) -> str:
 
 
 def _class_labels(name: str, values: object, points_name: str, n_points: int) -> np.ndarray:
-    labels = _float_array(name, values, ndim=1)
-    _same_length(name, labels, points_name, n_points)
+    labels = _float_vector(name, values, points_name, n_points)
     not_class = (labels < 0) | (labels != np.round(labels))
     if not_class.any():
         raise ValueError(f"{name} must hold non-negative integer class labels, got {labels[not_class][0]}")
@@ -257,3 +272,9 @@ def _class_labels(name: str, values: object, points_name: str, n_points: int) ->
 def _class_color(label: int) -> str:
     return _CLASS_COLORS[label % len(_CLASS_COLORS)]
 
+
+def _scatter_classes(ax, points: np.ndarray, labels: np.ndarray, legend: str, **style) -> None:
+    """Scatter 2-D points class by class in the class colours; `legend` is formatted with the class label."""
+    for label in np.unique(labels):
+        chosen = points[labels == label]
+        ax.scatter(chosen[:, 0], chosen[:, 1], color=_class_color(int(label)), label=legend.format(label), **style)

@@ -74,4 +74,3 @@ def plot_curves(
 def _panel_curves(name: str, methods: object) -> dict[str, np.ndarray]:
     panel = _mapping(f"curves[{name!r}]", methods)
     return {key: _float_array(f"curves[{name!r}][{key!r}]", values, ndim=2) for key, values in panel.items()}
-
