@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from vicinal.lab import plots
+from vicinal.lab.plots import style
 
 DPI = 40  # small images keep the suite fast
 
@@ -71,10 +72,11 @@ def test_unknown_methods_get_further_distinct_colours_independent_of_companions(
 
 
 def test_importing_plots_selects_a_non_interactive_backend():
-    # Load the module file alone, so the subprocess does not pay for importing torch via vicinal/__init__.
+    # Load the module that selects the backend (every figure module imports it) alone, so the
+    # subprocess does not pay for importing torch via vicinal/__init__.
     code = (
         "import importlib.util, matplotlib\n"
-        f"spec = importlib.util.spec_from_file_location('plots', {plots.__file__!r})\n"
+        f"spec = importlib.util.spec_from_file_location('style', {style.__file__!r})\n"
         "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
         "print(matplotlib.get_backend())"
     )

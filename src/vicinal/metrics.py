@@ -45,14 +45,19 @@ def _probabilities(predictions: torch.Tensor, from_logits: bool) -> torch.Tensor
         raise ValueError("predictions contain NaN or Inf values")
     if from_logits:
         return torch.softmax(values, dim=1)
+    _check_probability_rows(values, "predictions must be probabilities",
+                            hint=". Pass from_logits=True for raw model outputs")
+    return values
+
+
+def _check_probability_rows(values: torch.Tensor, what: str, hint: str = "") -> None:
+    """Raise ValueError, starting with `what` and ending with `hint`, unless every row is a probability vector."""
     worst_sum = values.sum(dim=1).sub(1.0).abs().max().item()
     if bool((values < 0).any()) or worst_sum > PROBABILITY_TOLERANCE:
         raise ValueError(
-            f"predictions must be probabilities (non-negative, rows summing to 1 within {PROBABILITY_TOLERANCE}); "
-            f"got min {values.min().item():.4g} and a row sum off by {worst_sum:.4g}. "
-            f"Pass from_logits=True for raw model outputs"
+            f"{what} (non-negative, rows summing to 1 within {PROBABILITY_TOLERANCE}); "
+            f"got min {values.min().item():.4g} and a row sum off by {worst_sum:.4g}{hint}"
         )
-    return values
 
 
 def _dense_targets(targets: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -71,11 +76,7 @@ def _dense_targets(targets: torch.Tensor, shape: tuple[int, int]) -> torch.Tenso
         raise ValueError(f"targets must be class indices of shape ({n},) (integer dtype) or dense targets of "
                          f"shape ({n}, {c}); got shape {tuple(targets.shape)} and dtype {targets.dtype}")
     dense = targets.detach().to(torch.float64)
-    worst_sum = dense.sum(dim=1).sub(1.0).abs().max().item()
-    if bool((dense < 0).any()) or worst_sum > PROBABILITY_TOLERANCE:
-        raise ValueError(f"dense targets must be probability vectors (non-negative, rows summing to 1 within "
-                         f"{PROBABILITY_TOLERANCE}); got min {dense.min().item():.4g} and a row sum off by "
-                         f"{worst_sum:.4g}")
+    _check_probability_rows(dense, "dense targets must be probability vectors")
     return dense
 
 
@@ -185,6 +186,18 @@ def _binned(confidence: np.ndarray, correct: np.ndarray, bins: np.ndarray, n_bin
     return conf, acc, counts
 
 
+def _calibration_gaps(conf: np.ndarray, acc: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share of the samples (n_b / N) and gap |accuracy - confidence| of each non-empty bin."""
+    filled = counts > 0
+    return counts[filled] / counts.sum(), np.abs(acc[filled] - conf[filled])
+
+
+def _expected_gap(conf: np.ndarray, acc: np.ndarray, counts: np.ndarray) -> float:
+    """The sum of n_b / N * |accuracy - confidence| over the non-empty bins: the ECE of these bins."""
+    shares, gaps = _calibration_gaps(conf, acc, counts)
+    return float(np.sum(shares * gaps))
+
+
 def reliability_data(predictions: torch.Tensor, targets: torch.Tensor, *, n_bins: int = 15,
                      from_logits: bool = False) -> ReliabilityData:
     """Per-bin confidence, accuracy and counts, plus the confidence histogram (equal-width bins).
@@ -236,8 +249,7 @@ def ece(predictions: torch.Tensor, targets: torch.Tensor, *, n_bins: int = 15, f
         ECE in [0, 1].
     """
     data = reliability_data(predictions, targets, n_bins=n_bins, from_logits=from_logits)
-    filled = data.counts > 0
-    return float(np.sum(data.histogram[filled] * np.abs(data.accuracy[filled] - data.confidence[filled])))
+    return _expected_gap(data.confidence, data.accuracy, data.counts)
 
 
 def mce(predictions: torch.Tensor, targets: torch.Tensor, *, n_bins: int = 15, from_logits: bool = False) -> float:
@@ -264,8 +276,8 @@ def mce(predictions: torch.Tensor, targets: torch.Tensor, *, n_bins: int = 15, f
         MCE in [0, 1].
     """
     data = reliability_data(predictions, targets, n_bins=n_bins, from_logits=from_logits)
-    filled = data.counts > 0
-    return float(np.max(np.abs(data.accuracy[filled] - data.confidence[filled])))
+    _, gaps = _calibration_gaps(data.confidence, data.accuracy, data.counts)
+    return float(np.max(gaps))
 
 
 def adaptive_ece(predictions: torch.Tensor, targets: torch.Tensor, *, n_bins: int = 15,
@@ -301,6 +313,4 @@ def adaptive_ece(predictions: torch.Tensor, targets: torch.Tensor, *, n_bins: in
     bins = np.empty(len(order), dtype=np.int64)
     for b, members in enumerate(np.array_split(order, n_bins)):
         bins[members] = b
-    conf, acc, counts = _binned(confidence, correct, bins, n_bins)
-    filled = counts > 0
-    return float(np.sum(counts[filled] / counts.sum() * np.abs(acc[filled] - conf[filled])))
+    return _expected_gap(*_binned(confidence, correct, bins, n_bins))
