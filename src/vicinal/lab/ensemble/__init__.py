@@ -1,4 +1,4 @@
-"""Batched trainer: layers (stacked model), optim (SGD/Adam), members (runs), step (draws, loss), train (loop), grouping (sweeps).
+"""Batched trainer: layers (stacked model), optim (SGD/Adam), members, draws (mixing), step (loss), train (loop), grouping.
 
 Local Mixup (Baena et al. 2022, Fig. 3) averages 1000 trainings per eps and k-Mixup (Greenewald et
 al. 2023, Sec. 5) 20 trials per table cell. Small networks (the spirals MLP, random-feature logistic
@@ -13,7 +13,8 @@ floating-point rounding.
 - :mod:`.layers`: :class:`StackedModel`, the stacked linear / conv layers, :func:`check_batchable`.
 - :mod:`.optim`: :class:`StackedSGD`, :class:`StackedAdam`, per-member learning-rate schedules.
 - :mod:`.members`: each run's config, data, model, batch size and random streams.
-- :mod:`.step`: one step of all members: batches, mixing draws (the randomness protocol), loss.
+- :mod:`.draws`: the epoch's uniforms -> lambdas, random orders, partners (the randomness protocol).
+- :mod:`.step`: one step of all members: batches, mixing, locality weights, loss.
 - :mod:`.train`: :func:`train_batched` / :func:`fit_batched`, chunking, what a batch may hold.
 - :mod:`.grouping`: :func:`batch_group_key` and :func:`run_batch` for sweeps, with the fallback to
   one-at-a-time training.
