@@ -109,10 +109,10 @@ def test_readme_examples_run():
 
 def test_sweep_batches_by_default_and_matches_one_at_a_time(tmp_path, capsys, monkeypatch):
     """`vicinal sweep` trains batchable configs as ensembles unless --no-batched; the stored rows agree."""
-    from vicinal.lab import ensemble
+    from vicinal.lab.ensemble import grouping
     calls = []
-    real = ensemble.fit_batched
-    monkeypatch.setattr(ensemble, "fit_batched", lambda configs: calls.append(len(configs)) or real(configs))
+    real = grouping.fit_batched
+    monkeypatch.setattr(grouping, "fit_batched", lambda configs: calls.append(len(configs)) or real(configs))
     args = ["sweep", "--workers", "1", "--set", "seeds=3", "base.dataset=spirals", "base.dataset_params={n_per_class=30}",
             "base.model_params={widths=[8]}", "base.epochs=2", "base.batch_size=12", "base.k=4", "grid.method=mixup,kmixup"]
     rows = {}
