@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vicinal._checks import all_finite
-from vicinal.graphs import squared_distances
+from vicinal.graphs import expanded_squared_distances, squared_distances
 from vicinal.pairing import _costs_to_next_block, _rows
 
 
@@ -37,6 +37,6 @@ def test_rows_equal_advanced_indexing():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("shape", [(2, 1, 3), (2, 5, 7), (4, 32, 3072), (7, 3, 48)])
-def test_costs_to_next_block_equal_squared_distances_to_rolled_blocks(dtype, shape):
+def test_costs_to_next_block_equal_the_expansion_on_rolled_blocks(dtype, shape):
     blocks = torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(_costs_to_next_block(blocks), squared_distances(blocks, blocks.roll(-1, 0)))
+    assert torch.equal(_costs_to_next_block(blocks), expanded_squared_distances(blocks, blocks.roll(-1, 0)))

@@ -49,16 +49,33 @@ def test_local_mixup_weighted_with_empty_graph_is_plain_training(graph):
     torch.testing.assert_close(v.mixup_loss(logits, batch, reduction="normalized"), plain)
 
 
-@pytest.mark.parametrize("graph", [v.Threshold(eps=1e9), v.KNN(n_neighbors=12), v.KNN(n_neighbors=11),
-                                   v.Exponential(decay=0.0)])
-def test_local_mixup_uniform_with_full_graph_is_mixup(graph):
+@pytest.mark.parametrize("graph", [v.Threshold(eps=1e9), v.Threshold(quantile=1.0), v.KNN(n_neighbors=12),
+                                   v.KNN(n_neighbors=11), v.Exponential(decay=0.0)])
+def test_local_mixup_with_full_graph_is_eq2_mixup(graph):
+    """Every pair kept: both samplings give eq. (2)'s Mixup (uniform partners, self included), bit for bit."""
     x, y = data(12)
-    local = v.LocalMixup(alpha=0.4, graph=graph, num_classes=4)(x, y, generator=gen(5))
-    mixup = v.Mixup(alpha=0.4, num_classes=4)(x, y, generator=gen(5))
-    assert_same(local, mixup, weights=False)
-    assert torch.equal(local.weights, torch.ones(12))
+    uniform = v.LocalMixup(alpha=0.4, graph=graph, num_classes=4)(x, y, generator=gen(5))
+    weighted = v.LocalMixup(alpha=0.4, graph=graph, sampling="weighted", num_classes=4)(x, y, generator=gen(5))
+    eq2_mixup = v.Mixer(alpha=0.4, pairing=v.UniformPairing(), num_classes=4)(x, y, generator=gen(5))
+    assert_same(uniform, weighted)
+    assert_same(uniform, eq2_mixup, weights=False)
+    assert torch.equal(uniform.weights, torch.ones(12))
     logits = torch.randn(12, 4)
-    assert torch.equal(v.mixup_loss(logits, local), v.mixup_loss(logits, mixup))
+    assert torch.equal(v.mixup_loss(logits, uniform), v.mixup_loss(logits, eq2_mixup))
+
+
+@pytest.mark.parametrize("graph", [v.Threshold(eps=0.0), v.KNN(n_neighbors=0)])
+def test_local_mixup_uniform_with_empty_graph_keeps_only_unmixed_self_pairs(graph):
+    """eps = 0, uniform sampling: the samples that drew themselves count, unmixed, with weight 1; no other does."""
+    x, y = data(10)
+    seen_self = 0
+    for seed in range(20):
+        batch = v.LocalMixup(alpha=1.0, graph=graph, num_classes=4)(x, y, generator=gen(seed))
+        is_self = batch.partner == torch.arange(10)
+        assert torch.equal(batch.weights, is_self.float())
+        assert torch.equal(batch.inputs[is_self], x[is_self])
+        seen_self += int(is_self.sum())
+    assert seen_self > 0
 
 
 @pytest.mark.parametrize("n,k", [(2, 1), (4, 2), (9, 2), (12, 3), (13, 4), (64, 16), (65, 32)])
@@ -137,21 +154,6 @@ def test_partner_batch_allows_large_k_and_indexes_partner_batch():
     cost = ((xn[:, None] - x2n[None]) ** 2).sum(-1)
     r, c = linear_sum_assignment(cost)
     assert achieved == pytest.approx(cost[r, c].sum(), rel=1e-5)
-
-
-def test_weighted_sampling_and_uniform_estimate_the_same_objective():
-    """Exact expectations over the partner draw: both equal (1/B) sum_j W_ij L_ij up to the diagonal."""
-    x, y = data(6, shape=(2,))
-    graph = v.Exponential(decay=0.5)
-    w = graph.matrix(x).double()
-    losses = torch.rand(6, 6, generator=gen(4), dtype=torch.float64)  # loss of virtual sample (i, j)
-    target = (w * losses).sum(1) / 6
-    weighted = (w / w.sum(1, keepdim=True) * losses).sum(1) * w.mean(1)  # E_{j~W_i}[mean_row * L_ij]
-    torch.testing.assert_close(weighted, target)
-    # Uniform over the others (the derangement) estimates the off-diagonal part, rescaled by B/(B-1).
-    off = w * losses * (1 - torch.eye(6, dtype=torch.float64))
-    uniform = off.sum(1) / 5
-    torch.testing.assert_close(uniform * 5 / 6, target - torch.diagonal(w * losses) / 6)
 
 
 def test_weighted_sampling_follows_graph_frequencies():

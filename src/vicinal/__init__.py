@@ -10,12 +10,13 @@ from .alpha import AlphaCalibration, calibrate_alpha, perturbation_rms
 from .approx import approximate_mixup_loss, mixup_regularizers, perturbation_covariance
 from .batch import MixedBatch, interpolate
 from .collate import MixCollate
-from .graphs import KNN, Exponential, LocalityGraph, Threshold, pairwise_distances
+from .eps import calibrate_eps
+from .graphs import KNN, Exponential, LocalityGraph, NoPairsKeptWarning, Threshold, pairwise_distances
 from .lam import sample_lam
 from .losses import mixup_loss, reduce_weighted, soft_cross_entropy, squared_error
 from .mixers import KMixup, LocalMixup, Mixer, Mixup
 from .moments import theta_bar, truncated_beta_variance
-from .pairing import GraphPairing, OptimalTransportPairing, RandomPairing
+from .pairing import GraphPairing, OptimalTransportPairing, RandomPairing, UniformPairing
 from .rescale import RescaledPredictor, TrainingStats, fit_stats, modified_data
 from .targets import dense_targets
 
@@ -23,8 +24,8 @@ __version__ = "0.2.0"
 
 __all__ = [
     "KMixup", "LocalMixup", "Mixer", "Mixup", "MixedBatch", "MixCollate",
-    "KNN", "Exponential", "LocalityGraph", "Threshold", "pairwise_distances",
-    "GraphPairing", "OptimalTransportPairing", "RandomPairing",
+    "KNN", "Exponential", "LocalityGraph", "Threshold", "pairwise_distances", "NoPairsKeptWarning", "calibrate_eps",
+    "GraphPairing", "OptimalTransportPairing", "RandomPairing", "UniformPairing",
     "sample_lam", "interpolate", "dense_targets",
     "mixup_loss", "reduce_weighted", "soft_cross_entropy", "squared_error",
     "AlphaCalibration", "calibrate_alpha", "perturbation_rms",

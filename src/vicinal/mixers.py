@@ -20,9 +20,9 @@ import torch
 
 from ._checks import check_choice, check_generator, check_inputs, check_positive_float
 from .batch import MixedBatch, interpolate
-from .graphs import LocalityGraph
+from .graphs import LocalityGraph, off_diagonal
 from .lam import LAM_MODES, sample_lam
-from .pairing import GraphPairing, OptimalTransportPairing, RandomPairing, check_pairing
+from .pairing import GraphPairing, OptimalTransportPairing, RandomPairing, UniformPairing, check_pairing
 from .targets import dense_targets
 
 SAMPLINGS = ("uniform", "weighted")
@@ -118,10 +118,14 @@ class Mixer:
             graph_weights = self.graph.matrix(features)
             partner = self.pairing(graph_weights, generator=generator)
             weights = graph_weights.mean(dim=1)
+            self.graph.warn_if_empty(features, off_diagonal(graph_weights, same_set=True))
         else:
             partner = self.pairing(features, partner_features, generator=generator)
             if self.graph is not None:
                 weights = self.graph.pair_weights(features, partner_features, partner)
+                if partner_features is None:
+                    distinct = partner != torch.arange(batch_size, device=partner.device)
+                    self.graph.warn_if_empty(features, weights[distinct])
 
         source_inputs = inputs if partner_inputs is None else partner_inputs
         return MixedBatch(
@@ -183,19 +187,43 @@ class Mixup(Mixer):
 class LocalMixup(Mixer):
     r"""Local Mixup (Baena et al. 2022, eq. 2): mixed pairs weighted in the loss by a locality graph.
 
+    Both samplings estimate eq. (2) over the batch, diagonal included, without bias: with the "mean"
+    reduction, :math:`\mathbb{E}[\text{loss}] = \mathbb{E}_\lambda \frac{1}{B^2}\sum_{i,j} W[i, j]\,
+    \mathcal{L}(f(\lambda x_i + (1-\lambda) x_j), \lambda y_i + (1-\lambda) y_j)`, where the i = j terms are
+    the plain-training losses (tested against a brute-force enumeration of every pair).
+
     Parameters
     ----------
     graph : KNN | Threshold | Exponential
-        The locality graph (Sec. IV-A).
+        The locality graph (Sec. IV-A). ``Threshold(quantile=q)`` and ``Exponential(decay, relative=True)``
+        adapt to the scale of the data; an absolute eps must match the data's pair distances (see
+        :func:`vicinal.calibrate_eps`). A graph that keeps no pair of distinct samples in a batch
+        warns once (:class:`~vicinal.graphs.NoPairsKeptWarning`).
     sampling : {"uniform", "weighted"}
-        "uniform": random partners (as Mixup), loss weight :math:`W[i, p(i)]` -- the paper's
-        estimator. "weighted": partners drawn with probability :math:`\propto W[i, j]` (self
-        included) and loss weight :math:`\frac{1}{B}\sum_j W[i, j]`; same expected objective, lower
-        variance (see :class:`~vicinal.pairing.GraphPairing`).
+        "uniform" (the paper's estimator): partner uniform over the batch, self included
+        (:class:`~vicinal.pairing.UniformPairing`), loss weight :math:`W[i, p(i)]`; needs only B
+        distances for threshold / exponential graphs. "weighted": partner drawn with probability
+        :math:`\propto W[i, j]` (:class:`~vicinal.pairing.GraphPairing`), loss weight
+        :math:`s_i / B` with :math:`s_i = \sum_j W[i, j]`; needs the full B x B matrix.
 
-    Limits (exact): ``Threshold(eps=0)`` or ``KNN(n_neighbors=0)`` with weighted sampling returns the
-    batch unmixed (plain training); with uniform sampling and every pair kept (eps above every
-    distance, ``n_neighbors >= B``, ``decay = 0``) it is exactly :class:`Mixup` with weights 1.
+    Which estimator is better: per sample, uniform's second moment is
+    :math:`\frac{1}{B}\sum_j W_{ij}^2 \mathcal{L}_{ij}^2` and weighted's is
+    :math:`\frac{s_i}{B^2}\sum_j W_{ij} \mathcal{L}_{ij}^2` (same mean). For 0/1 graphs (threshold, kNN)
+    the weighted one is the uniform one times the kept fraction :math:`s_i / B \le 1`: weighted never
+    has more variance and is far better on sparse graphs, where uniform spends most draws on pairs of
+    weight 0 (at eps = 0 only the samples that happen to draw themselves, one per batch on average,
+    count). For exponential graphs weighted is better unless the loss is concentrated on the
+    low-weight pairs. Uniform is cheaper (O(B d) instead of O(B^2 d) distances) and equal when every
+    pair is kept.
+
+    Limits (exact, tested): ``Threshold(eps=0)`` or ``KNN(n_neighbors=0)`` with weighted sampling returns
+    the batch unmixed with weights 1/B ("mean" reduction: the plain loss / B; "normalized": the plain
+    loss); with uniform sampling the same holds in expectation (each sample counts when it draws
+    itself). With every pair kept (eps above every distance, ``quantile=1``, ``n_neighbors >= B``,
+    ``decay = 0``) both samplings give the same batch, weights 1: eq. (2)'s Mixup, whose partners are
+    uniform over the batch *with* self pairs, i.e. ``Mixer(pairing=UniformPairing())``. :class:`Mixup`
+    itself pairs along a random cycle (no self pairs, as k-Mixup with k = 1), which differs from it by
+    the 1/B share of unmixed samples only.
     """
 
     def __init__(self, *, alpha: float = 1.0, graph: LocalityGraph, sampling: str = "uniform",
@@ -205,7 +233,7 @@ class LocalMixup(Mixer):
         if not isinstance(graph, LocalityGraph):
             raise TypeError(f"graph must be a KNN, Threshold or Exponential graph, got {type(graph).__name__}")
         self.sampling = sampling
-        pairing = GraphPairing() if sampling == "weighted" else RandomPairing()
+        pairing = GraphPairing() if sampling == "weighted" else UniformPairing()
         super().__init__(alpha=alpha, pairing=pairing, graph=graph, num_classes=num_classes, lam_mode=lam_mode,
                          truncate=truncate, check_finite=check_finite)
 

@@ -16,7 +16,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ._checks import check_int
-from .graphs import LocalityGraph, squared_distances
+from .graphs import LocalityGraph, centered, expanded_squared_distances, squared_distances
 
 
 def _solve_assignments(cost: torch.Tensor) -> torch.Tensor:
@@ -43,15 +43,12 @@ def _rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def _costs_to_next_block(blocks: torch.Tensor) -> torch.Tensor:
-    """``squared_distances(blocks, blocks.roll(-1, -3))``: block t of (..., m, k, d) against block t + 1 mod m.
-
-    The same operations in the same order as :func:`~vicinal.graphs.squared_distances`, hence the
-    same values, but the squared norms are computed once for both sides (the next block's are the
-    current ones rolled): one (..., m, k, d) temporary less.
+    """Squared distances of block t of (..., m, k, d) to block t + 1 mod m, as :func:`expanded_squared_distances`
+    on ``(blocks, blocks.roll(-1, -3))`` but with the squared norms computed once for both sides (the next
+    block's are the current ones rolled): one (..., m, k, d) temporary less. Callers centre first.
     """
     norms = (blocks * blocks).sum(-1)
-    products = blocks @ blocks.roll(-1, -3).transpose(-1, -2)
-    return (norms[..., :, None] + norms.roll(-1, -2)[..., None, :] - 2.0 * products).clamp_min_(0.0)
+    return expanded_squared_distances(blocks, blocks.roll(-1, -3), norms, norms.roll(-1, -2))
 
 
 def check_block_batch(n: int, k: int) -> None:
@@ -81,7 +78,9 @@ def match_next_blocks(x: torch.Tensor, orders: torch.Tensor, k: int) -> torch.Te
     members, n = orders.shape
     check_block_batch(n, k)
     n_blocks, remainder = divmod(n, k)
-    flat = x.reshape(members * n, -1)
+    # Centred per member and at least float32 (see graphs.squared_distances): offsets and half precision
+    # leave the matching exact.
+    flat = centered(x.reshape(members, n, -1)).reshape(members * n, -1)
     offset = (torch.arange(members) * n)[:, None]
     orders = orders.cpu()
     partner = torch.empty(members, n, dtype=torch.long)
@@ -237,6 +236,43 @@ class RandomPairing(OptimalTransportPairing):
         return "RandomPairing()"
 
 
+def uniform_partners(u: torch.Tensor, n: int) -> torch.Tensor:
+    """Partners uniform over ``range(n)``, self included: ``floor(u * n)`` per float64 uniform ``u`` (any shape).
+
+    The same index as the inverse-CDF draw of :meth:`GraphPairing.from_uniforms` on a row of equal
+    weights, so weighted and uniform Local Mixup give the same batch when every pair is kept.
+    """
+    return (u.detach().cpu().to(torch.float64) * n).floor_().to(torch.long).clamp_(max=n - 1)
+
+
+class UniformPairing:
+    r"""Local Mixup "uniform" sampling: each sample's partner drawn uniformly over the whole batch, itself included.
+
+    Baena et al. 2022, eq. (2) with Definition II.1: the objective sums :math:`W[i, j]\,\mathcal{L}_{ij}`
+    over every pair *including* :math:`i = j`, whose term is the plain-training loss of sample i (which
+    is why eps = 0 is vanilla training). A partner uniform over all B samples, weighted by
+    :math:`W[i, p(i)]`, makes :math:`\frac{1}{B}\sum_i W[i, p(i)]\,\mathcal{L}_{i p(i)}` an unbiased estimate
+    of :math:`\frac{1}{B^2}\sum_{i,j} W[i, j]\,\mathcal{L}_{ij}`, diagonal included. :class:`RandomPairing`
+    (a random cycle, never self) would drop the diagonal: biased, and with eps = 0 no sample at all
+    would count.
+
+    Draws exactly B float64 uniforms (:func:`uniform_partners`). With a partner batch the partner is
+    uniform over the partner batch.
+    """
+
+    def __call__(self, x: torch.Tensor, partner_x: torch.Tensor | None = None, *,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        n = x.shape[0]
+        if partner_x is not None and partner_x.shape[0] != n:
+            raise ValueError(f"partner batch must have as many samples as the batch ({n}), got {partner_x.shape[0]}")
+        draw_device = generator.device if generator is not None else torch.device("cpu")
+        u = torch.rand(n, dtype=torch.float64, generator=generator, device=draw_device)
+        return uniform_partners(u, n).to(x.device)
+
+    def __repr__(self) -> str:
+        return "UniformPairing()"
+
+
 class GraphPairing:
     r"""Local Mixup "weighted" sampling: partner j drawn with probability :math:`W[i, j] / \sum_l W[i, l]`.
 
@@ -284,8 +320,9 @@ def check_pairing(pairing: object, graph: LocalityGraph | None) -> object:
     if isinstance(pairing, GraphPairing):
         if graph is None:
             raise ValueError("GraphPairing draws partners from a locality graph: pass graph=KNN/Threshold/Exponential")
-    elif not isinstance(pairing, OptimalTransportPairing):
+    elif not isinstance(pairing, (OptimalTransportPairing, UniformPairing)):
         raise TypeError(
-            f"pairing must be RandomPairing(), OptimalTransportPairing(k) or GraphPairing(), got {type(pairing).__name__}"
+            f"pairing must be RandomPairing(), UniformPairing(), OptimalTransportPairing(k) or GraphPairing(), "
+            f"got {type(pairing).__name__}"
         )
     return pairing
