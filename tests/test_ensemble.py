@@ -18,7 +18,7 @@ from vicinal.pairing import RandomPairing, order_from_uniforms
 SMALL = dict(dataset="spirals", dataset_params={"n_per_class": 60}, model="mlp", model_params={"widths": [16, 16]},
              optimizer="adam", lr=0.01, epochs=3, batch_size=16, eps=1.5, k=4)
 
-# One batch mixing every batched method, both samplings, three graphs, two reductions, kept-pairs
+# One batch mixing every batched method, both samplings, every graph, two reductions, kept-pairs
 # batch growth (fewer steps per epoch), different seeds, data seeds, alphas, eps, lr and weight decay.
 MIXED = [
     dict(SMALL, method="erm", seed=0),
@@ -31,6 +31,9 @@ MIXED = [
     dict(SMALL, method="modified_data", seed=7, alpha=0.5),
     dict(SMALL, method="local_mixup", seed=8, eps=1.0, kept_pairs=10),
     dict(SMALL, method="mixup", seed=9, data_seed=3, lr=0.003, weight_decay=1e-3, eval_every=1),
+    dict(SMALL, method="local_mixup", seed=10, graph="quantile", quantile=0.3),
+    dict(SMALL, method="local_mixup", seed=11, graph="exponential", decay=1.0, relative=True, sampling="weighted"),
+    dict(SMALL, method="local_mixup", seed=12, eps=0.0),
 ]
 
 SGD = [dict(SMALL, optimizer="sgd", lr=0.05, method="mixup", seed=0, momentum=0.9, weight_decay=5e-4,

@@ -99,3 +99,32 @@ def test_bad_config_names_the_key():
 def test_derived_seeds_are_distinct_streams():
     assert len({derive_seed(0, s) for s in ("init", "data", "mix")}) == 3
     assert derive_seed(1, "init") != derive_seed(0, "init")
+
+
+@pytest.mark.parametrize("settings, match", [
+    (dict(graph="quantile", quantile=0.2), "adapts to each batch"),
+    (dict(graph="exponential", decay=1.0, relative=True), "relative=true"),
+    (dict(graph="threshold", eps=1.0, mix_layers=(1,)), r"mix_layers=\[1\] applies the graph to hidden features"),
+])
+def test_kept_pairs_refuses_graphs_it_cannot_measure(settings, match):
+    config = RunConfig(**dict(SMALL, method="local_mixup", kept_pairs=20, **settings))
+    x = load_dataset("spirals", seed=0, n_per_class=60).x_train
+    with pytest.raises(ValueError, match=match):
+        kept_pairs_batch_size(x, config)
+
+
+@pytest.mark.parametrize("settings", [dict(graph="quantile", quantile=0.3),
+                                      dict(graph="exponential", decay=1.0, relative=True, sampling="weighted")])
+def test_scale_free_graphs_train_from_a_config(settings):
+    metrics = train(dict(SMALL, method="local_mixup", epochs=2, **settings))
+    assert 0 <= metrics["test_error"] <= 1
+
+
+@pytest.mark.parametrize("settings, error, match", [
+    (dict(quantile=0.0), ValueError, r"quantile must be in \(0, 1\]"),
+    (dict(relative="yes"), TypeError, "relative must be true or false"),
+    (dict(graph="quantiles"), ValueError, "graph must be one of"),
+])
+def test_graph_settings_are_checked(settings, error, match):
+    with pytest.raises(error, match=match):
+        RunConfig(**dict(SMALL, method="local_mixup", **settings))

@@ -23,7 +23,7 @@ from .models import model_parameters
 
 METHODS = ("erm", "mixup", "local_mixup", "kmixup", "modified_data", "approx_mixup")
 MIXING_METHODS = ("mixup", "local_mixup", "kmixup")
-GRAPHS = ("threshold", "knn", "exponential")
+GRAPHS = ("threshold", "quantile", "knn", "exponential")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "multistep", "cosine")
 
@@ -36,7 +36,8 @@ class RunConfig:
     defaults when they do not apply (the sweep expansion does this).
 
     Methods: ``erm`` (plain training), ``mixup`` (Zhang et al. 2018), ``local_mixup`` (Baena et al.
-    2022, eq. 2; ``graph``, ``eps`` / ``n_neighbors`` / ``decay``, ``sampling``), ``kmixup``
+    2022, eq. 2; ``graph``: "threshold" (``eps``), "quantile" (``quantile``: a threshold at that quantile of each
+    batch's pair distances), "knn" (``n_neighbors``) or "exponential" (``decay``, ``relative``); ``sampling``), ``kmixup``
     (Greenewald et al. 2023; ``k``), ``modified_data`` (ERM on the shrunk data of Carratino et al. 2020,
     eq. 20) and ``approx_mixup`` (the approximate mixup risk, Carratino et al. 2020, Theorem 2, trained
     without the R2 term as in the paper's Fig. 2: with R2 the objective is unbounded below).
@@ -52,6 +53,8 @@ class RunConfig:
     eps: float = 1.0
     n_neighbors: int = 10
     decay: float = 1e-3
+    quantile: float = 0.25
+    relative: bool = False
     sampling: str = "uniform"
     k: int = 16
     lam_mode: str = "batch"
@@ -91,6 +94,11 @@ class RunConfig:
         check_nonnegative_float("eps", self.eps)
         check_int("n_neighbors", self.n_neighbors, minimum=0)
         check_nonnegative_float("decay", self.decay)
+        check_nonnegative_float("quantile", self.quantile)
+        if not 0 < self.quantile <= 1:
+            raise ValueError(f"quantile must be in (0, 1], got {self.quantile!r}; for plain training use eps = 0")
+        if not isinstance(self.relative, bool):
+            raise TypeError(f"relative must be true or false, got {self.relative!r}")
         check_int("k", self.k, minimum=1)
         check_positive_float("lr", self.lr)
         check_nonnegative_float("momentum", self.momentum)
@@ -156,9 +164,11 @@ def make_graph(config: RunConfig) -> v.LocalityGraph:
     """The locality graph a config names (Baena et al. 2022, Sec. IV-A)."""
     if config.graph == "threshold":
         return v.Threshold(eps=config.eps)
+    if config.graph == "quantile":
+        return v.Threshold(quantile=config.quantile)
     if config.graph == "knn":
         return v.KNN(n_neighbors=config.n_neighbors)
-    return v.Exponential(decay=config.decay)
+    return v.Exponential(decay=config.decay, relative=config.relative)
 
 
 def make_mixer(config: RunConfig, num_classes: int | None) -> v.Mixer | None:
@@ -214,8 +224,9 @@ def apply_settings(settings: dict[str, Any], items: Sequence[str]) -> dict[str, 
     return result
 
 
-_LOCAL_ONLY = {"graph", "eps", "n_neighbors", "decay", "sampling", "kept_pairs"}
-_GRAPH_PARAMETER = {"threshold": "eps", "knn": "n_neighbors", "exponential": "decay"}
+_LOCAL_ONLY = {"graph", "eps", "quantile", "n_neighbors", "decay", "relative", "sampling", "kept_pairs"}
+_GRAPH_PARAMETERS = {"threshold": {"eps"}, "quantile": {"quantile"}, "knn": {"n_neighbors"},
+                     "exponential": {"decay", "relative"}}
 
 
 def unused_settings(config: dict[str, Any]) -> set[str]:
@@ -225,7 +236,7 @@ def unused_settings(config: dict[str, Any]) -> set[str]:
     if method != "local_mixup":
         unused |= _LOCAL_ONLY
     else:
-        unused |= set(_GRAPH_PARAMETER.values()) - {_GRAPH_PARAMETER[config.get("graph", "threshold")]}
+        unused |= set().union(*_GRAPH_PARAMETERS.values()) - _GRAPH_PARAMETERS[config.get("graph", "threshold")]
     if method != "kmixup":
         unused.add("k")
     if method not in MIXING_METHODS:

@@ -40,7 +40,9 @@ __all__ = [
 #: changes meaning; stores written with another version are refused, never rewritten.
 #: Version 2: rows come from randomness protocol 2 (:data:`vicinal.lab.trainer.RANDOMNESS_PROTOCOL`);
 #: a version-1 row of the same config holds other random draws, so the two never share a store.
-SCHEMA_VERSION = 2
+#: Version 3: protocol 3 (Local Mixup's uniform sampling includes eq. 2's diagonal) and the graph
+#: settings ``quantile`` / ``relative`` in every config.
+SCHEMA_VERSION = 3
 
 _BUSY_TIMEOUT_S = 60.0  # a concurrent writer holds the lock for milliseconds
 

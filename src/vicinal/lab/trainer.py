@@ -13,10 +13,14 @@ Randomness protocol (the batched ensemble trainer reproduces it member by member
   calls continue one stream, so the ensemble draws a whole epoch per member in one call;
 * the data themselves come from ``load_dataset(..., seed=config.effective_data_seed)``.
 
-This is protocol 2 (:data:`RANDOMNESS_PROTOCOL`). Protocol 1 drew lambdas by Gamma variates and
+This is protocol 3 (:data:`RANDOMNESS_PROTOCOL`). Protocol 1 drew lambdas by Gamma variates and
 partners by ``randperm`` / ``multinomial``, one generator call each per step, which kept the batched
-trainer calling every member's generator at every step. Same distributions, other numbers: result
-stores and checkpoints of protocol 1 are refused (store schema 2, checkpoint version 2).
+trainer calling every member's generator at every step. Protocol 2 drew as protocol 3 but Local
+Mixup's "uniform" partners followed a random cycle (never self), which dropped eq. 2's diagonal;
+protocol 3 draws them uniformly over the batch, self included (:class:`vicinal.UniformPairing`),
+from the same uniforms. Other protocols give other numbers (protocol 2 only for uniform Local
+Mixup): result stores and checkpoints of earlier protocols are refused (store schema 3,
+checkpoint version 3).
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ from .evaluate import classification_metrics, fgsm_error, noisy_error, predict, 
 from .models import build_model
 
 #: Version of the randomness protocol above; results of another protocol are other random draws.
-RANDOMNESS_PROTOCOL = 2
-CHECKPOINT_VERSION = 2  # 2: randomness protocol 2
+RANDOMNESS_PROTOCOL = 3
+CHECKPOINT_VERSION = 3  # 3: randomness protocol 3
 
 
 def kept_pairs_batch_size(x: torch.Tensor, config: RunConfig, *, n_pairs: int = 20000) -> int:
@@ -56,7 +60,17 @@ def kept_pairs_batch_size(x: torch.Tensor, config: RunConfig, *, n_pairs: int = 
     j = (i + torch.randint(1, n, (n_pairs,), generator=generator)) % n  # j != i
     graph = make_graph(config)
     if graph.needs_full_matrix:
-        raise ValueError("kept_pairs batch-size adjustment needs a threshold or exponential graph, not kNN")
+        raise ValueError(
+            f"kept_pairs sets the batch size from a fixed graph's kept fraction; graph={config.graph!r}"
+            + (" with relative=true" if config.graph == "exponential" else "")
+            + " adapts to each batch instead: set batch_size directly, or use graph 'threshold' / 'exponential'"
+        )
+    if tuple(config.mix_layers) != (0,):
+        raise ValueError(
+            f"kept_pairs measures the kept fraction on input distances, but mix_layers={list(config.mix_layers)} "
+            f"applies the graph to hidden features, whose distances change as the model trains: set batch_size "
+            f"directly, or mix at the input (mix_layers = [0])"
+        )
     weights = graph.weights_from_distances(v.graphs.paired_distances(x[i], x[j], metric=graph.metric), same_set=False)
     kept_fraction = float(weights.mean())
     if kept_fraction == 0.0:

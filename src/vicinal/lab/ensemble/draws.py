@@ -18,7 +18,7 @@ import math
 import torch
 
 from vicinal.lam import lam_from_uniforms
-from vicinal.pairing import GraphPairing, match_next_blocks, order_from_uniforms
+from vicinal.pairing import GraphPairing, OptimalTransportPairing, UniformPairing, match_next_blocks, order_from_uniforms
 
 from ..config import MIXING_METHODS
 from .members import _Member
@@ -37,8 +37,11 @@ class _Draws:
         self.mixes = torch.tensor([c.method in MIXING_METHODS for c in configs])
         self.per_sample = torch.tensor([m.mixer is not None and m.mixer.lam_mode == "sample" for m in members])
         self.cycles = torch.tensor([m.mixer is not None and _is_random_pairing(m.mixer) for m in members])
+        self.uniform = torch.tensor([m.mixer is not None and isinstance(m.mixer.pairing, UniformPairing)
+                                     for m in members])
         self.transport = torch.tensor([m.mixer is not None and not _is_random_pairing(m.mixer)
-                                       and not isinstance(m.mixer.pairing, GraphPairing) for m in members])
+                                       and not isinstance(m.mixer.pairing, (GraphPairing, UniformPairing))
+                                       for m in members])
         # Members whose partners or weights need their own graph matrix: weighted sampling, kNN weights.
         self.own_pairing = torch.tensor([m.mixer is not None and (isinstance(m.mixer.pairing, GraphPairing) or (
             m.mixer.graph is not None and m.mixer.graph.needs_full_matrix)) for m in members])
@@ -79,15 +82,21 @@ class _Draws:
         following = torch.where(position < sizes - 1, position + 1, torch.where(position == sizes - 1, 0, position))
         following = following.expand(len(members), steps, width)
         cycle = torch.empty_like(self.epoch_order).scatter_(2, self.epoch_order, self.epoch_order.gather(2, following))
-        self.epoch_partner = torch.where(self.cycles[:, None, None], cycle, position.expand_as(cycle))
+        # Uniform partners over the batch, self included (Local Mixup "uniform"): vicinal.pairing.uniform_partners.
+        valid = position < sizes
+        uniform = torch.where(valid, (torch.where(valid, pair_u, 0.0) * sizes).floor_().long(), position)
+        uniform = torch.minimum(uniform, (sizes - 1).clamp_min(0)).expand_as(cycle)
+        self.epoch_partner = torch.where(self.cycles[:, None, None], cycle,
+                                         torch.where(self.uniform[:, None, None], uniform, position.expand_as(cycle)))
         self.epoch_pair_u = pair_u
 
     def for_step(self, x: torch.Tensor, active: torch.Tensor, step: int):
         """Lambdas, partners and full-matrix weights of the active members at ``step``, from the epoch's uniforms.
 
         Lambdas (Beta quantiles, :func:`vicinal.lam.lam_from_uniforms`), random orders
-        (:func:`vicinal.pairing.order_from_uniforms`) and random-pairing partners (Mixup, Local Mixup
-        "uniform", k = 1: the next sample in each order's cycle) come from :meth:`draw_epoch` for all
+        (:func:`vicinal.pairing.order_from_uniforms`), random-pairing partners (Mixup, k = 1: the next
+        sample in each order's cycle) and uniform partners (Local Mixup "uniform",
+        :func:`vicinal.pairing.uniform_partners`) come from :meth:`draw_epoch` for all
         members and steps at once; k-Mixup members of one k and batch size are matched together
         (:func:`vicinal.pairing.match_next_blocks`). Only weighted sampling and kNN weights, which
         need each member's own graph matrix, run member by member.
@@ -116,8 +125,8 @@ class _Draws:
 
 
 def _is_random_pairing(mixer) -> bool:
-    """Random partners (Mixup, Local Mixup "uniform", k-Mixup with k = 1): one ``randperm`` per batch."""
-    return not isinstance(mixer.pairing, GraphPairing) and mixer.pairing.k == 1
+    """Random-cycle partners (Mixup, k-Mixup with k = 1): the next sample in a random order."""
+    return isinstance(mixer.pairing, OptimalTransportPairing) and mixer.pairing.k == 1
 
 
 def _pair_member(member: _Member, features: torch.Tensor, partner: torch.Tensor,
@@ -126,8 +135,8 @@ def _pair_member(member: _Member, features: torch.Tensor, partner: torch.Tensor,
 
     Weighted sampling on the member's graph matrix with its ``uniforms`` (Baena et al. 2022, eq. 2;
     the loss weights are the mean graph row), or kNN pair weights of the ``partner`` already chosen
-    (random cycle or optimal transport). Threshold / exponential pair weights of uniform sampling are
-    vectorised afterwards.
+    (uniform or optimal transport), or pair weights of graphs that depend on the whole batch (quantile
+    thresholds, relative exponentials). Absolute threshold / exponential pair weights are vectorised afterwards.
     """
     mixer = member.mixer
     if isinstance(mixer.pairing, GraphPairing):

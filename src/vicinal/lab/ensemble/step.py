@@ -47,7 +47,7 @@ class _Step:
 
     def _graph_members(self, kind: type, field: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(mask (M, 1), parameter (M, 1)) of members whose uniform-sampling weights are vectorised."""
-        chosen = [m.mixer is not None and isinstance(m.mixer.graph, kind)
+        chosen = [m.mixer is not None and isinstance(m.mixer.graph, kind) and not m.mixer.graph.needs_full_matrix
                   and not isinstance(m.mixer.pairing, GraphPairing) for m in self.members]
         if not any(chosen):
             return None
