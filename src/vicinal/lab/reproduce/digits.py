@@ -159,7 +159,7 @@ def reproduce(ctx: Context) -> Section:
         f"scikit-learn digits (1797 8x8 images in [0, 1], stratified 80/20 split per seed), LeNet-5 with padded "
         f"convolutions, SGD lr 0.1, momentum 0.9, weight decay 1e-4, batch 64, {p['epochs']} epochs, lr / 10 at "
         f"1/2 and 3/4; Mixup and Local Mixup alpha = {ALPHA:g}; Local Mixup exponential graph exp(-{DECAY:g} d) "
-        f"with uniform partners and the loss divided by the sum of pair weights; k-Mixup k = {K} with alpha_k = "
+        f"with partners uniform over the batch (self included, eq. 2) and the loss divided by the sum of pair weights; k-Mixup k = {K} with alpha_k = "
         f"{calib.alpha_k:.3g} (Algorithm 1, same xi = {calib.xi:.3f} as Mixup's alpha); noise std "
         f"{list(p['noise_stds'])}, FGSM ε {list(p['fgsm_eps'])} on the 360 test images; seeds {list(p['seeds'])}.")
     return Section(title="digits (LeNet): ERM, Mixup, Local Mixup, k-Mixup; rescaled evaluation; noise and FGSM",

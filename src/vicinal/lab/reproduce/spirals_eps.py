@@ -118,7 +118,8 @@ def reproduce(ctx: Context) -> Section:
         "Paper (Fig. 3, 1000 runs per point, 200 epochs): Local Mixup's error has a minimum at an "
         "intermediate eps that lies below Mixup (large eps), and both lie below plain training (eps = 0). "
         "The paper gives the curve as a figure only, so we compare the shape. Local Mixup at eps = 10 keeps "
-        "every pair: it equals Mixup run for run (same seeds, same draws).\n\n" + "\n\n".join(tables)
+        "every pair: eq. 2's Mixup, whose partners are uniform over the batch, self pairs included (a 1/B share "
+        "of unmixed samples); the Mixup row pairs along a random cycle, never self.\n\n" + "\n\n".join(tables)
     )
     seeds = ", ".join(f"{n} seeds at noise {noise:g}" for noise, n in plan["seeds"].items())
     configuration = (f"{seeds} (paper: 1000 per point), {plan['epochs']} epochs (paper: 200), "
