@@ -203,3 +203,15 @@ def test_exponential_refuses_infinite_decay_and_non_bool_relative():
         v.Exponential(decay=float("inf"))
     with pytest.raises(TypeError, match="relative must be a bool"):
         v.Exponential(decay=1.0, relative="yes")
+
+
+def test_compare_generic_preset_weights_pairs_on_data_of_any_scale():
+    """`vicinal compare` on a dataset without a preset (CSV, tables, images): the Local Mixup graph must not
+    depend on the data's units, or raw pixel values would silently train plainly."""
+    from vicinal.lab.compare import compare_configs
+    from vicinal.lab.config import RunConfig, make_graph
+    config = RunConfig.from_dict(compare_configs("wine", ["local_mixup"], 1)[0])
+    graph = make_graph(config)
+    x = torch.rand(64, 3 * 32 * 32, generator=gen(30))
+    torch.testing.assert_close(graph.matrix(255 * x), graph.matrix(x), rtol=1e-5, atol=1e-7)
+    assert float(off_diagonal(graph.matrix(255 * x), same_set=True).mean()) > 0.1

@@ -34,8 +34,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "digits": dict(model="lenet", optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, epochs=30,
                    batch_size=64, alpha=1.0, graph="exponential", decay=0.2, k=16),
 }
+# Any other data: the exponential graph relative to each batch's median pair distance, so Local Mixup
+# weights pairs the same way whatever the data's units (an absolute decay fits one scale only).
 GENERIC = dict(model="mlp", model_params={"widths": [100, 100]}, optimizer="adam", lr=1e-3, epochs=50,
-               batch_size=32, alpha=1.0, graph="exponential", decay=0.5, k=8)
+               batch_size=32, alpha=1.0, graph="exponential", decay=1.0, relative=True, k=8)
 
 
 def compare_configs(dataset: str, methods: Sequence[str], seeds: int, overrides: Sequence[str] = ()) -> list[dict]:
