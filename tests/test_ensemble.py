@@ -257,3 +257,9 @@ def test_kmixup_block_too_large_for_the_batch_is_refused_before_training():
 def test_bad_max_members_is_refused(max_members):
     with pytest.raises(ValueError, match="max_members must be a positive int"):
         train_batched([dict(SMALL)], max_members=max_members)
+
+
+def test_a_member_whose_graph_keeps_nothing_warns_as_a_single_run_does():
+    import vicinal
+    with pytest.warns(vicinal.NoPairsKeptWarning, match=r"Threshold\(eps=1e-06\)"):
+        fit_batched([dict(SMALL, method="local_mixup", seed=0, eps=1e-6), dict(SMALL, method="mixup", seed=1)])

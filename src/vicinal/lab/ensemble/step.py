@@ -37,6 +37,7 @@ class _Step:
         self.classification = members[0].dataset.num_classes is not None
         self.inputs, self.targets, self.source = _training_sources(members)
         self.draws = _Draws(members, self.batch_sizes, self.inputs.dtype)
+        self.checked_graphs = False
         self.threshold = self._graph_members(Threshold, "eps")
         self.exponential = self._graph_members(Exponential, "decay")
         reduction = [c.reduction if c.method in MIXING_METHODS else "mean" for c in configs]
@@ -89,6 +90,8 @@ class _Step:
              everyone: bool, step: int) -> torch.Tensor:
         """Training loss (A,) of the active members (indices ``active``); draws their lambdas and partners."""
         if bool(self.draws.mixes[active].any()):
+            if not self.checked_graphs:
+                self._warn_empty_graphs(x, active)
             lam, partner, weights = self.draws.for_step(x, active, step)
             rows = torch.arange(len(active))[:, None]
             partner_x = x[rows, partner]
@@ -103,6 +106,15 @@ class _Step:
         per_sample = self._per_sample_loss(outputs, mixed_t)
         weighted = torch.where(weights > 0, weights * per_sample, torch.zeros_like(per_sample))
         return weighted.sum(1) / self._divisor(weights, active)
+
+    def _warn_empty_graphs(self, x: torch.Tensor, active: torch.Tensor) -> None:
+        """On the first mixing step, each Local Mixup member's graph judges its first batch as ``Mixer`` does:
+        a graph that keeps no pair of distinct samples warns (:class:`vicinal.NoPairsKeptWarning`)."""
+        self.checked_graphs = True
+        for row, index in enumerate(active.tolist()):
+            member = self.members[index]
+            if member.mixer is not None and member.mixer.graph is not None:
+                member.mixer.graph.warn_if_empty(x[row, :member.batch_size], x.new_zeros(0))
 
     def _graph_weights(self, x: torch.Tensor, partners: torch.Tensor, weights: torch.Tensor,
                        active: torch.Tensor) -> torch.Tensor:
