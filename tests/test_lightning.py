@@ -181,3 +181,36 @@ def test_bad_input_is_refused_clearly():
         restored = Mixing(v.Mixup(num_classes=3), seed=9)
         restored.load_state_dict(mixing.state_dict())  # a complete state loads silently
     assert restored.seed == 0
+
+
+def test_readme_lightning_example_adds_three_lines_and_checkpoints_the_streams(tmp_path, monkeypatch):
+    """README's Lightning block runs as written; its checkpoint holds the mixing state of every batch mixed."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "vicinal.lightning" in b]
+    assert [line for line in block.splitlines() if re.search(r"# \(\d\)", line)] == \
+        [line for line in block.splitlines() if "mixing" in line or "mixup_loss" in line]  # the marked lines
+    assert len(re.findall(r"# \(\d\)", block)) == 3
+    x, y = _data()
+    monkeypatch.chdir(tmp_path)
+    loader = DataLoader(TensorDataset(torch.randn(64, 20), torch.randint(0, 10, (64,))), batch_size=16)
+    exec(compile(block, "README", "exec"), {"loader": loader})
+    (checkpoint,) = (tmp_path / "results" / "lightning").rglob("*.ckpt")
+    state = torch.load(checkpoint, weights_only=False)["state_dict"]["mixing._extra_state"]
+    assert state == {"format": 1, "seed": 0, "batches_mixed": 4}
+
+
+def test_overhead_benchmark_runs(tmp_path):
+    """benchmarks/lightning_overhead.py runs end to end on tiny settings (no timing asserted)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import lightning_overhead
+
+    result = lightning_overhead.main(["--rounds", "1", "--steps", "5", "--calls", "3", "--root", str(tmp_path)])
+    assert set(result["ms_per_step"]) == {"erm"} | {f"{mode}/{name}" for name in lightning_overhead.MIXERS
+                                                    for mode in ("hand", "mixing", "nolog")}
+    assert all(value > 0 for value in result["ms_per_step"].values())
