@@ -172,6 +172,8 @@ def test_bad_input_is_refused_clearly():
     x, y = _data()
     with pytest.raises(TypeError, match="pair"):
         mixing({"x": x, "y": y})
+    with pytest.raises(TypeError, match="already a MixedBatch"):
+        mixing(mixing((x, y)))
     with pytest.raises(TypeError, match="LightningModule"):
         mixing((x, y), object())
     with pytest.raises(ValueError, match="Mixing state"):

@@ -107,6 +107,9 @@ class Mixing(torch.nn.Module):
         -------
         MixedBatch
         """
+        if isinstance(batch, MixedBatch):
+            raise TypeError("batch is already a MixedBatch (the DataLoader mixes it with MixCollate): mix either in "
+                            "the loader or with Mixing, not both; pass the loader's (inputs, labels) batches here")
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
             raise TypeError(f"batch must be a pair (inputs, labels), got {type(batch).__name__}"
                             f"{'' if not isinstance(batch, (tuple, list)) else f' of length {len(batch)}'}; "
