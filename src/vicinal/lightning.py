@@ -48,7 +48,8 @@ STATE_FORMAT = 1
 
 
 class MissingMixingStateWarning(UserWarning):
-    """A checkpoint without a :class:`Mixing` state was loaded: the mixing streams restart from batch 0."""
+    """A state dict without a :class:`Mixing` state was loaded (integration, no paper): the streams keep their
+    current position (batch 0 for a fresh module), so they differ from the run that wrote the checkpoint."""
 
 
 class Mixing(torch.nn.Module):

@@ -56,7 +56,7 @@ def derive_seed(seed: int, *keys: int) -> int:
 
 
 def distributed_rank() -> int:
-    """This process's rank under ``torch.distributed`` (0 when it is not initialised)."""
+    """This process's rank under ``torch.distributed`` (0 when it is not initialised). Integration helper, no paper."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank()
     return 0
