@@ -5,7 +5,7 @@ the rescaled prediction of "On Mixup Regularization" (Carratino et al. 2020), as
 a lambda draw, a pairing, an optional locality graph, and a weighted soft-target loss.
 """
 
-from . import metrics
+from . import lightning, metrics, seeding
 from .alpha import AlphaCalibration, calibrate_alpha, perturbation_rms
 from .approx import approximate_mixup_loss, mixup_regularizers, perturbation_covariance
 from .batch import MixedBatch, interpolate
@@ -32,6 +32,6 @@ __all__ = [
     "theta_bar", "truncated_beta_variance",
     "TrainingStats", "fit_stats", "modified_data", "RescaledPredictor",
     "approximate_mixup_loss", "mixup_regularizers", "perturbation_covariance",
-    "metrics",
+    "metrics", "lightning", "seeding",
     "__version__",
 ]

@@ -19,9 +19,13 @@ def interpolate(values: torch.Tensor, partner_values: torch.Tensor, lam: torch.T
     return torch.lerp(partner_values, values, weight)
 
 
-@dataclass(frozen=True)
+@dataclass
 class MixedBatch:
     """A mixed batch: the inputs to feed the model and everything the loss needs.
+
+    A plain (not frozen) dataclass, so frameworks that rebuild a batch field by field (Lightning's
+    ``apply_to_collection`` in its precision plugins and device transfer) can move and cast it; the
+    methods below never modify a batch in place.
 
     Attributes
     ----------
@@ -58,8 +62,9 @@ class MixedBatch:
             value = getattr(self, field.name)
             if value is None:
                 moved[field.name] = None
-            elif field.name == "partner":
-                moved[field.name] = value.to(device=_device_of(args, kwargs, value))
+            elif field.name == "partner":  # an index: move it, never cast it
+                moved[field.name] = value.to(device=_device_of(args, kwargs, value),
+                                             non_blocking=bool(kwargs.get("non_blocking", False)))
             else:
                 moved[field.name] = value.to(*args, **kwargs)
         return replace(self, **moved)

@@ -16,8 +16,7 @@ from torch.utils.data import default_collate, get_worker_info
 from ._checks import check_int
 from .batch import MixedBatch
 from .mixers import Mixer
-
-_SEED_MASK = (1 << 63) - 1
+from .seeding import derive_seed, distributed_rank, rank_seed
 
 
 class MixCollate:
@@ -30,6 +29,8 @@ class MixCollate:
     per epoch from its own ``generator=`` or the global seed), so epochs differ and runs with the
     same seeds repeat exactly. In the main process (``num_workers=0``) one generator seeded with
     ``seed`` runs across epochs. ``seed=None`` draws from torch's global RNG in the main process.
+    Under ``torch.distributed`` the rank is folded in as well (:func:`vicinal.seeding.rank_seed`):
+    ranks whose loaders hand their workers equal seeds still draw different streams.
 
     Parameters
     ----------
@@ -62,11 +63,12 @@ class MixCollate:
         worker = get_worker_info()
         if worker is None and self.seed is None:
             return None
-        key = (os.getpid(), None if worker is None else worker.seed)
+        rank = distributed_rank()
+        key = (os.getpid(), rank, None if worker is None else worker.seed)
         if key != self._generator_key:
-            seed = self.seed or 0
+            seed = rank_seed(self.seed or 0, rank)
             if worker is not None:  # mix the worker's per-epoch seed with ours
-                seed = (seed * 0x9E3779B97F4A7C15 + worker.seed) & _SEED_MASK
+                seed = derive_seed(seed, worker.seed)
             self._generator = torch.Generator().manual_seed(seed)
             self._generator_key = key
         return self._generator

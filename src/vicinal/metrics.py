@@ -18,6 +18,9 @@ Conventions shared by every function here:
   ``predictions``). For accuracy a soft target counts as its argmax (the first one on ties); the
   NLL of a soft target is the cross-entropy :math:`-\sum_c t_c \log p_c`.
 * Scalars come back as Python floats.
+
+:class:`Calibration` (module ``streaming``) accumulates batches and computes these metrics on the whole
+set, reduced across ranks under ``torch.distributed``.
 """
 
 from __future__ import annotations
@@ -135,12 +138,15 @@ def nll(predictions: torch.Tensor, targets: torch.Tensor, *, from_logits: bool =
     """
     probs = _probabilities(predictions, from_logits)
     dense = _dense_targets(targets, tuple(probs.shape))
+    return float(_per_sample_nll(predictions, probs, dense, from_logits).mean())
+
+
+def _per_sample_nll(predictions, probs, dense, from_logits):
+    """Cross-entropy of each row (float64): log_softmax of the logits, or xlogy of the probabilities."""
     if from_logits:
         log_probs = torch.log_softmax(predictions.detach().to(torch.float64), dim=1)
-        per_sample = -(dense * log_probs).sum(dim=1)
-    else:
-        per_sample = -torch.special.xlogy(dense, probs).sum(dim=1)
-    return float(per_sample.mean())
+        return -(dense * log_probs).sum(dim=1)
+    return -torch.special.xlogy(dense, probs).sum(dim=1)
 
 
 @dataclass(frozen=True)
@@ -309,8 +315,16 @@ def adaptive_ece(predictions: torch.Tensor, targets: torch.Tensor, *, n_bins: in
     """
     n_bins = check_int("n_bins", n_bins, minimum=1)
     confidence, correct = _confidence_and_correct(predictions, targets, from_logits)
+    return _expected_gap(*_binned(confidence, correct, _equal_mass_bins(confidence, n_bins), n_bins))
+
+
+def _equal_mass_bins(confidence: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin of each sample: ``n_bins`` consecutive groups of the stable confidence order, sizes within one."""
     order = np.argsort(confidence, kind="stable")
     bins = np.empty(len(order), dtype=np.int64)
     for b, members in enumerate(np.array_split(order, n_bins)):
         bins[members] = b
-    return _expected_gap(*_binned(confidence, correct, bins, n_bins))
+    return bins
+
+
+from .streaming import Calibration  # noqa: E402  (the streaming metric reuses the helpers above)
