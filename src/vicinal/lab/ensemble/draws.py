@@ -18,7 +18,7 @@ import math
 import torch
 
 from vicinal.lam import lam_from_uniforms
-from vicinal.pairing import GraphPairing, match_next_blocks, order_from_uniforms
+from vicinal.pairing import GraphPairing, OptimalTransportPairing, UniformPairing, match_next_blocks, order_from_uniforms
 
 from ..config import MIXING_METHODS
 from .members import _Member
@@ -38,7 +38,10 @@ class _Draws:
         self.per_sample = torch.tensor([m.mixer is not None and m.mixer.lam_mode == "sample" for m in members])
         self.cycles = torch.tensor([m.mixer is not None and _is_random_pairing(m.mixer) for m in members])
         self.transport = torch.tensor([m.mixer is not None and not _is_random_pairing(m.mixer)
-                                       and not isinstance(m.mixer.pairing, GraphPairing) for m in members])
+                                       and isinstance(m.mixer.pairing, OptimalTransportPairing) for m in members])
+        # Local Mixup "uniform" sampling: partner floor(u * B) over the whole batch, self included.
+        self.uniform = torch.tensor([m.mixer is not None and isinstance(m.mixer.pairing, UniformPairing)
+                                     for m in members])
         # Members whose partners or weights need their own graph matrix: weighted sampling, kNN weights.
         self.own_pairing = torch.tensor([m.mixer is not None and (isinstance(m.mixer.pairing, GraphPairing) or (
             m.mixer.graph is not None and m.mixer.graph.needs_full_matrix)) for m in members])
@@ -80,14 +83,17 @@ class _Draws:
         following = following.expand(len(members), steps, width)
         cycle = torch.empty_like(self.epoch_order).scatter_(2, self.epoch_order, self.epoch_order.gather(2, following))
         self.epoch_partner = torch.where(self.cycles[:, None, None], cycle, position.expand_as(cycle))
+        if bool(self.uniform.any()):  # vicinal.pairing.uniform_partners; pads (u = inf) clamp in range
+            uniform = torch.minimum((pair_u * sizes).floor(), (sizes - 1).to(torch.float64)).to(torch.long)
+            self.epoch_partner = torch.where(self.uniform[:, None, None], uniform, self.epoch_partner)
         self.epoch_pair_u = pair_u
 
     def for_step(self, x: torch.Tensor, active: torch.Tensor, step: int):
         """Lambdas, partners and full-matrix weights of the active members at ``step``, from the epoch's uniforms.
 
         Lambdas (Beta quantiles, :func:`vicinal.lam.lam_from_uniforms`), random orders
-        (:func:`vicinal.pairing.order_from_uniforms`) and random-pairing partners (Mixup, Local Mixup
-        "uniform", k = 1: the next sample in each order's cycle) come from :meth:`draw_epoch` for all
+        (:func:`vicinal.pairing.order_from_uniforms`), random-pairing partners (Mixup, k = 1: the next
+        sample in each order's cycle) and Local Mixup "uniform" partners (``floor(u * B)``) come from :meth:`draw_epoch` for all
         members and steps at once; k-Mixup members of one k and batch size are matched together
         (:func:`vicinal.pairing.match_next_blocks`). Only weighted sampling and kNN weights, which
         need each member's own graph matrix, run member by member.
@@ -116,8 +122,8 @@ class _Draws:
 
 
 def _is_random_pairing(mixer) -> bool:
-    """Random partners (Mixup, Local Mixup "uniform", k-Mixup with k = 1): one ``randperm`` per batch."""
-    return not isinstance(mixer.pairing, GraphPairing) and mixer.pairing.k == 1
+    """Random-cycle partners (Mixup, k-Mixup with k = 1): one random order per batch."""
+    return isinstance(mixer.pairing, OptimalTransportPairing) and mixer.pairing.k == 1
 
 
 def _pair_member(member: _Member, features: torch.Tensor, partner: torch.Tensor,

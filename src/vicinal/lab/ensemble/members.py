@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vicinal.pairing import GraphPairing, check_block_batch
+from vicinal.pairing import OptimalTransportPairing, check_block_batch
 from vicinal.rescale import fit_stats, modified_data
 from vicinal.targets import dense_targets
 
@@ -49,7 +49,7 @@ def _make_member(config: RunConfig, dataset: Dataset, stats_cache: dict) -> _Mem
         stats = stats_cache[id(dataset)]
     batch_size = trainer.effective_batch_size(dataset, config)
     mixer = make_mixer(config, dataset.num_classes)
-    if mixer is not None and not isinstance(mixer.pairing, GraphPairing):
+    if mixer is not None and isinstance(mixer.pairing, OptimalTransportPairing):
         check_block_batch(batch_size, mixer.pairing.k)  # refuse before training, as the first step would
     return _Member(
         config=config, dataset=dataset, stats=stats, batch_size=batch_size,
