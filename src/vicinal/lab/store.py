@@ -455,12 +455,14 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     uri = path.as_uri()
     error: Exception | None = None
     for options in ("mode=ro", "mode=ro&immutable=1"):
-        conn = sqlite3.connect(f"{uri}?{options}", uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+        conn = None
         try:
+            conn = sqlite3.connect(f"{uri}?{options}", uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             break
         except sqlite3.DatabaseError as err:
-            conn.close()
+            if conn is not None:
+                conn.close()
             error = err
     else:
         raise ValueError(f"{str(path)!r} cannot be read as a vicinal result store (SQLite says: {error})")
