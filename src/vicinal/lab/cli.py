@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "read-only (a store on a read-only disk can be reported on).")
     p.add_argument("store", help="SQLite result store")
     p.add_argument("--by", type=_split, default=["method"], help="settings to group by (default method)")
-    p.add_argument("--metrics", type=_split, default=["test_error", "test_nll", "test_ece"], help="metrics to summarise")
+    p.add_argument("--metrics", type=_split, default=None,
+                   help="metrics to summarise (default: those of test_error, test_nll, test_ece the store holds)")
     p.add_argument("--baseline", default=None, metavar="KEY=VALUE",
                    help="paired differences against this group over shared seeds, e.g. method=erm; pairs on "
                         "the --by settings the baseline runs have (ERM has no eps: every eps meets the same ERM run)")

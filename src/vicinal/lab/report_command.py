@@ -14,6 +14,7 @@ from .report import paired_differences, summarize
 from .store import ResultStore
 from .suggest import did_you_mean
 
+DEFAULT_METRICS = ("test_error", "test_nll", "test_ece")
 _RENDER = {"terminal": "to_text", "markdown": "to_markdown", "csv": "to_csv"}
 _SUFFIX = {"terminal": "txt", "markdown": "md", "csv": "csv"}
 
@@ -26,6 +27,9 @@ def run_report(args) -> int:
         rows = [dict(config=used_settings(r.config), metrics=r.metrics) for r in store.rows()]
     if not rows:
         raise ValueError(f"result store {args.store!r} holds no runs yet")
+    if args.metrics is None:
+        stored = set().union(*(r["metrics"] for r in rows))
+        args.metrics = [m for m in DEFAULT_METRICS if m in stored] or list(DEFAULT_METRICS)
     _check_names(rows, args.by, args.metrics)
     render = _RENDER[args.format]
     text = getattr(summarize(rows, by=args.by, metrics=args.metrics), render)()
