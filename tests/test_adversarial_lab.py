@@ -431,3 +431,16 @@ def test_read_only_open_refuses_what_is_not_a_store(tmp_path):
     (tmp_path / "t.txt").write_text("hello")
     with pytest.raises(ValueError, match="t.txt"):
         ResultStore(tmp_path / "t.txt", read_only=True)
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(dataset_params={"noise": "abc"}), r"dataset_params\.noise must be a number, got 'abc'"),
+    (dict(dataset_params={"n_per_class": 2.5}), r"dataset_params\.n_per_class must be an integer, got 2\.5"),
+    (dict(dataset_params={"n_per_class": True}), r"dataset_params\.n_per_class must be an integer, got True"),
+    (dict(model_params={"widths": 64}), r"model_params\.widths must be a list"),
+    (dict(dataset="cifar10", dataset_params={"root": 3}), r"dataset_params\.root must be a path, got 3"),
+    (dict(dataset="iris", dataset_params={"standardize": "no"}), r"dataset_params\.standardize must be true or false"),
+])
+def test_wrong_typed_dataset_or_model_parameter_is_refused_at_config_time(params, match):
+    with pytest.raises(TypeError, match=match):
+        RunConfig.from_dict(params)

@@ -200,16 +200,30 @@ def _known_params(kind: str, name: str, params: dict, accepted_by) -> dict:
         raise ValueError(f"{kind} {name!r} needs {kind}_params.{missing[0]}"
                          + (f" (and {', '.join(missing[1:])})" if missing[1:] else "")
                          + f", e.g. --set {kind}_params.{missing[0]}=/path/to/data (see `vicinal list`)")
-    return {key: float(value) if _is_float_default(accepted[key]) and _is_plain_int(value) else value
-            for key, value in params.items()}
+    return {key: _param_value(kind, key, value, accepted[key]) for key, value in params.items()}
 
 
-def _is_float_default(default: Any) -> bool:
-    return isinstance(default, float)
-
-
-def _is_plain_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _param_value(kind: str, key: str, value: Any, default: Any) -> Any:
+    """A parameter value of the type its default has (an int for a float default becomes a float), refused
+    by name otherwise, so that ``noise=abc`` fails here and not once per run."""
+    where = f"{kind}_params.{key}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TypeError(f"{where} must be true or false, got {value!r} ({type(value).__name__})")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{where} must be a number, got {value!r} ({type(value).__name__})")
+        return float(value)
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{where} must be an integer, got {value!r} ({type(value).__name__})")
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise TypeError(f"{where} must be a string, got {value!r} ({type(value).__name__})")
+    elif isinstance(default, (tuple, list)) and not isinstance(value, (tuple, list)):
+        raise TypeError(f"{where} must be a list (e.g. [64, 64]), got {value!r} ({type(value).__name__})")
+    elif default is inspect.Parameter.empty and key in ("root", "path") and not isinstance(value, str):
+        raise TypeError(f"{where} must be a path, got {value!r} ({type(value).__name__})")
+    return value
 
 
 def canonical_config(config: dict[str, Any]) -> dict[str, Any]:

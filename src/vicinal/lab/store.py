@@ -68,8 +68,9 @@ def canonical_json(obj: Any) -> str:
     """Serialise ``obj`` to the one JSON text used for hashing and storage.
 
     Keys are sorted and separators fixed, so two equal configurations always give
-    the same text.  Note that ``1`` and ``1.0`` stay different (TOML and JSON keep
-    the distinction), so write a float setting the same way everywhere.
+    the same text.  ``1`` and ``1.0`` stay different here (TOML and JSON keep the
+    distinction); run settings are canonicalised before hashing instead
+    (:func:`vicinal.lab.config.canonical_config`: ``alpha = 1`` is stored as ``1.0``).
 
     Parameters
     ----------

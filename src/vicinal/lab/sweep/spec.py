@@ -162,7 +162,8 @@ def parse_sweep(data: Mapping[str, Any], source: str = "sweep") -> SweepSpec:
     if not isinstance(name, str):
         raise ValueError(f"{source}: 'name' must be a string, got {name!r}")
     if "seeds" not in data:
-        raise ValueError(f"{source}: missing 'seeds' (a positive int, or a list of ints)")
+        raise ValueError(f"{source}: missing 'seeds' (a positive int, or a list of ints; e.g. seeds = 5, or "
+                         f"--set seeds=5)")
     seeds = _parse_seeds(data["seeds"], source)
     base, grid = _table(data, "base", source), _table(data, "grid", source)
     for key, values in grid.items():
