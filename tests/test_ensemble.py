@@ -248,8 +248,9 @@ def test_bad_configs_are_refused_with_clear_errors(configs, error, match):
 
 
 def test_kmixup_block_too_large_for_the_batch_is_refused_before_training():
-    """As trainer.train's first step would: k = 16 cannot form two disjoint blocks in a batch of 16."""
-    with pytest.raises(ValueError, match=r"k-Mixup with k=16 needs at least 2k=32 samples"):
+    """As trainer.train's first step would: k = 16 cannot form two disjoint blocks in a batch of 16 (refused
+    by RunConfig already, naming the settings)."""
+    with pytest.raises(ValueError, match=r"k-Mixup setting k=16 needs batches of at least 2k=32 samples"):
         train_batched([dict(SMALL, method="kmixup", k=16, seed=0)])
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +24,17 @@ def _split(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: refuses 0, negatives and non-integers before anything runs (``--seeds 0``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (1 or more), got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vicinal",
@@ -30,71 +43,110 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("compare", help="several methods x seeds on one dataset: table + figure",
-                       description="Train each method on several seeds (resumable), print mean +/- 95%% CI "
+                       description="Train each method on several seeds (resumable), print mean +/- 95% CI "
                                    "and paired differences against ERM, and draw decision boundaries for 2-D data.")
     p.add_argument("--dataset", default="spirals", help="dataset name (see `vicinal list`), default spirals")
     p.add_argument("--methods", default="erm,mixup,local_mixup,kmixup", type=_split,
                    help="comma-separated methods (default erm,mixup,local_mixup,kmixup)")
-    p.add_argument("--seeds", type=int, default=5, help="number of seeds per method (default 5)")
+    p.add_argument("--seeds", type=_positive_int, default=5, help="number of seeds per method (default 5)")
     p.add_argument("--out", default="results/compare", help="output folder (default results/compare)")
-    p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    p.add_argument("--workers", type=_positive_int, default=2, help="parallel processes (default 2)")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override run settings, e.g. epochs=20 eps=1.5 model_params.widths=[64,64]")
+                   help="override run settings, e.g. epochs=20 eps=1.5 model_params.widths=[64,64] "
+                        "dataset_params.root=/data/cifar (bare text and paths need no quotes)")
 
     p = sub.add_parser("sweep", help="run a TOML sweep into a result store (resumable)",
                        description="Expand a sweep file (method x hyper-parameters x seeds) and run what the store "
                                    "does not hold yet. Safe to stop (Ctrl-C or kill) and re-run.")
     p.add_argument("file", nargs="?", help="sweep TOML file (optional when everything is given with --set)")
     p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="dotted overrides, e.g. seeds=10 grid.alpha=0.5,1 methods.local_mixup.eps=[1,2]")
+                   help="run settings (epochs=20, as for compare) or dotted sweep keys, e.g. seeds=10 "
+                        "grid.alpha=0.5,1 methods.local_mixup.eps=[1,2]")
     p.add_argument("--store", default="results/sweep.sqlite", help="SQLite result store (default results/sweep.sqlite)")
-    p.add_argument("--workers", type=int, default=None, help="parallel processes (or Ray tasks)")
+    p.add_argument("--workers", type=_positive_int, default=None, help="parallel processes (or Ray tasks)")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="local processes or a Ray cluster")
     p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
                    help="train compatible small models (MLP/RFF/LeNet) together as stacked ensembles, the rest one "
                         "at a time (default: on, unless --checkpoint-dir; --no-batched trains every run alone)")
-    p.add_argument("--max-batch", type=int, default=100, help="members per batched ensemble (default 100)")
+    p.add_argument("--max-batch", type=_positive_int, default=100, help="members per batched ensemble (default 100)")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                    help="checkpoint every run each epoch here, so a killed sweep also resumes the runs in flight")
     p.add_argument("--dry-run", action="store_true", help="print the configs and how many are already stored")
 
-    p = sub.add_parser("report", help="tables (mean +/- 95%% CI) and plots from a result store")
+    p = sub.add_parser("report", help="tables (mean +/- 95%% CI) and plots from a result store",
+                       description="Tables (mean +/- 95% CI over seeds) and plots from a result store, opened "
+                                   "read-only (a store on a read-only disk can be reported on).")
     p.add_argument("store", help="SQLite result store")
     p.add_argument("--by", type=_split, default=["method"], help="settings to group by (default method)")
-    p.add_argument("--metrics", type=_split, default=["test_error", "test_nll", "test_ece"], help="metrics to summarise")
+    p.add_argument("--metrics", type=_split, default=None,
+                   help="metrics to summarise (default: those of test_error, test_nll, test_ece the store holds)")
     p.add_argument("--baseline", default=None, metavar="KEY=VALUE",
-                   help="paired differences against this group over shared seeds, e.g. method=erm")
+                   help="paired differences against this group over shared seeds, e.g. method=erm; pairs on "
+                        "the --by settings the baseline runs have (ERM has no eps: every eps meets the same ERM run)")
     p.add_argument("--format", choices=["terminal", "markdown", "csv"], default="terminal")
     p.add_argument("--plot", default=None, metavar="PARAM",
-                   help="also plot the first metric against this setting (one line per method) to --out")
-    p.add_argument("--out", default=None, help="write the table (and plot) here instead of only printing")
+                   help="also plot the first metric against this setting (one line per method and other "
+                        "setting) into --out, which it needs")
+    p.add_argument("--out", default=None, help="also write the table (and the plot) into this folder")
 
     p = sub.add_parser("reproduce", help="reproduce a figure/table/theorem of the papers")
     p.add_argument("name", help="what to reproduce (see `vicinal list`)")
     p.add_argument("--quick", action="store_true", help="tiny version for CI: seconds, direction checks only")
-    p.add_argument("--out", default="docs", help="where reproductions.md sections and figures go (default docs)")
-    p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="where reproductions.md, its sections and figures go (results/ goes beside it); default: "
+                        "the checkout's docs/ when run from the vicinal repository, else required")
+    p.add_argument("--workers", type=_positive_int, default=2, help="parallel processes (default 2)")
 
-    sub.add_parser("list", help="datasets, models, methods and reproductions")
+    sub.add_parser("list", help="datasets (with their parameters), models, methods and reproductions")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .sweep import SweepFailed
-
     args = build_parser().parse_args(argv)
+    previous = _stop_on_sigterm()
+    try:
+        return _dispatch(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args) -> int:
+    from . import missing_extra_message
+
     try:
         return COMMANDS[args.command](args)
-    except SweepFailed as error:
-        print(f"vicinal {args.command}: {error}", file=sys.stderr)
-        return 1
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        print(f"vicinal {args.command}: error: {error}", file=sys.stderr)
+    except ModuleNotFoundError as error:
+        message = missing_extra_message(error)
+        if message is None:
+            raise
+        print(f"vicinal {args.command}: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\nvicinal {args.command}: interrupted; finished runs are stored, re-run to resume.", file=sys.stderr)
         return 130
+    except Exception as error:
+        if type(error).__name__ == "SweepFailed":  # not imported here: that import needs the lab extra
+            print(f"vicinal {args.command}: {error}", file=sys.stderr)
+            return 1
+        if isinstance(error, (ValueError, TypeError, FileNotFoundError, ConnectionError)):
+            print(f"vicinal {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _stop_on_sigterm():
+    """SIGTERM stops a command as Ctrl-C does: worker processes are terminated and finished runs stay stored."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _compare(args) -> int:
@@ -111,15 +163,19 @@ def _compare(args) -> int:
 
 
 def _sweep(args) -> int:
-    from .config import RunConfig
+    from .config import canonical_config
     from .sweep import expand_grid, load_sweep, run_sweep, spec_from_overrides
     from .trainer import run, run_checkpointed
 
+    source = args.file or "--set"
     spec = load_sweep(args.file, args.overrides) if args.file else spec_from_overrides(args.overrides)
-    configs = [RunConfig.from_dict(c).to_dict() for c in expand_grid(spec)]  # validate all before training
+    try:  # validate every config before anything trains
+        configs = [canonical_config(c) for c in expand_grid(spec)]
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"{source}: {error}") from None
     if args.dry_run:
         from .store import ResultStore, config_key
-        done = ResultStore(args.store).finished_keys() if Path(args.store).exists() else set()
+        done = ResultStore(args.store, read_only=True).finished_keys() if Path(args.store).exists() else set()
         for config in configs:
             print(("stored  " if config_key(config) in done else "pending ") + str(config))
         return 0
@@ -131,87 +187,73 @@ def _sweep(args) -> int:
         from .ensemble import batch_group_key, run_batch
         batch, run_fn = dict(batch_fn=run_batch, group_key=batch_group_key, max_batch=args.max_batch), None
     elif args.checkpoint_dir:
-        run_fn = functools.partial(run_checkpointed, checkpoint_dir=args.checkpoint_dir)
-    summary = run_sweep(configs, run_fn, store=args.store, executor=args.executor,
-                        workers=args.workers, address=args.address, **batch)
+        run_fn = functools.partial(run_checkpointed, checkpoint_dir=str(_checkpoint_dir(args.checkpoint_dir)))
+    summary = run_sweep(configs, run_fn, store=args.store, executor=args.executor, workers=args.workers,
+                        address=args.address, canonical=canonical_config, **batch)
     print(summary)
     return 1 if summary.failures else 0
 
 
+def _checkpoint_dir(path: str) -> Path:
+    """``--checkpoint-dir`` as a writable directory, checked before any run starts."""
+    directory = Path(path).expanduser()
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"--checkpoint-dir {str(directory)!r} is a file; expected a directory for the checkpoints "
+                         f"(e.g. {str(directory.with_suffix(''))!r}-checkpoints)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".vicinal-probe-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"--checkpoint-dir {str(directory)!r} is not a writable directory "
+                         f"({type(error).__name__}: {error})") from None
+    return directory
+
+
 def _report(args) -> int:
-    from .config import apply_settings, used_settings
-    from .report import paired_differences, summarize
-    from .store import ResultStore
+    from .report_command import run_report
 
-    if not Path(args.store).exists():
-        raise FileNotFoundError(f"no result store at {args.store}; run `vicinal sweep` or `vicinal compare` first")
-    with ResultStore(args.store) as store:
-        rows = [dict(config=used_settings(r.config), metrics=r.metrics) for r in store.rows()]
-    render = {"terminal": "to_text", "markdown": "to_markdown", "csv": "to_csv"}[args.format]
-    text = getattr(summarize(rows, by=args.by, metrics=args.metrics), render)()
-    if args.baseline:
-        baseline = apply_settings({}, [args.baseline])  # "method=erm" -> {"method": "erm"}
-        key = next(iter(baseline))
-        diffs = paired_differences(rows, baseline=baseline, compare=(key,),
-                                   by=[b for b in args.by if b != key], metrics=args.metrics)
-        text += "\n\n" + getattr(diffs, render)()
-    print(text)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        suffix = {"terminal": "txt", "markdown": "md", "csv": "csv"}[args.format]
-        (out / f"report.{suffix}").write_text(text + "\n")
-        if args.plot:
-            print(f"figure: {_plot_by_param(rows, args.plot, args.metrics[0], out)}")
-    return 0
-
-
-def _plot_by_param(rows, param: str, metric: str, out: Path) -> Path:
-    """The first metric against one setting (Local Mixup Fig. 3 style): methods that sweep it are lines,
-    the others (e.g. ERM, Mixup) horizontal references; seeds give the 95% CI bands."""
-    import numpy as np
-
-    from .plots import plot_metric_vs_param
-
-    swept: dict[str, dict] = {}
-    references: dict[str, list] = {}
-    for row in rows:
-        config, metrics = row["config"], row["metrics"]
-        if metric not in metrics:
-            continue
-        if param in config:
-            swept.setdefault(config["method"], {}).setdefault(config[param], {})[config["seed"]] = metrics[metric]
-        else:
-            references.setdefault(config["method"], []).append(metrics[metric])
-    if not swept:
-        raise ValueError(f"no run sets {param!r} and reports {metric!r}; nothing to plot")
-    values = sorted({v for cells in swept.values() for v in cells})
-    samples = {}
-    for method, cells in swept.items():
-        if set(cells) != set(values):
-            raise ValueError(f"method {method!r} was not run at every {param} value {values}")
-        seeds = sorted(set.intersection(*(set(c) for c in cells.values())))
-        samples[method] = np.array([[cells[v][s] for v in values] for s in seeds])
-    path = out / f"{metric}_vs_{param}.png"
-    plot_metric_vs_param(values, samples, path, param_name=param, metric_name=metric, references=references or None)
-    return path
+    return run_report(args)
 
 
 def _reproduce(args) -> int:
     from .reproduce import run_reproduction
 
-    print(run_reproduction(args.name, quick=args.quick, out=args.out, workers=args.workers))
+    out = Path(args.out) if args.out is not None else _checkout_docs()
+    print(run_reproduction(args.name, quick=args.quick, out=out, workers=args.workers))
     return 0
 
 
+def _checkout_docs() -> Path:
+    """The default of ``reproduce --out``: ``docs/`` of the vicinal checkout this command runs from.
+
+    Anywhere else the reproductions would scatter ``docs/`` and ``results/`` into an unrelated folder,
+    so ``--out`` is required there.
+    """
+    here = Path.cwd()
+    pyproject = here / "pyproject.toml"
+    if pyproject.is_file() and 'name = "vicinal"' in pyproject.read_text() and (here / "docs").is_dir():
+        return here / "docs"
+    raise ValueError(f"{str(here)!r} is not a vicinal checkout; give --out DIR for reproductions.md, its sections "
+                     f"and figures (the training results go to DIR/../results)")
+
+
 def _list(args) -> int:
+    import inspect
+
     from .config import METHODS
-    from .datasets import available_datasets
-    from .models import available_models
+    from .datasets import available_datasets, dataset_parameters
+    from .models import available_models, model_parameters
     from .reproduce import REPRODUCTIONS
 
-    print("datasets:     " + ", ".join(available_datasets()))
-    print("models:       " + ", ".join(available_models()))
+    def params(accepted: dict) -> str:
+        shown = [f"{k}=<required>" if d is inspect.Parameter.empty else f"{k}={d!r}" for k, d in accepted.items()]
+        return ", ".join(shown) or "-"
+
+    print("datasets (parameters: --set dataset_params.NAME=VALUE; <required> must be given):")
+    print("".join(f"  {name:14s} {params(dataset_parameters(name))}\n" for name in available_datasets()), end="")
+    print("models (parameters: --set model_params.NAME=VALUE):")
+    print("".join(f"  {name:16s} {params(model_parameters(name))}\n" for name in available_models()), end="")
     print("methods:      " + ", ".join(METHODS))
     print("reproductions:" + "".join(f"\n  {name:18s} {desc}" for name, (desc, _) in REPRODUCTIONS.items()))
     return 0

@@ -10,16 +10,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
+import inspect
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
 
 import vicinal as v
-from vicinal._checks import check_choice, check_int, check_nonnegative_float, check_positive_float
+from vicinal._checks import check_int, check_nonnegative_float, check_positive_float
 
 from .datasets import dataset_parameters
 from .models import model_parameters
+from .suggest import check_name, did_you_mean
 
 METHODS = ("erm", "mixup", "local_mixup", "kmixup", "modified_data", "approx_mixup")
 MIXING_METHODS = ("mixup", "local_mixup", "kmixup")
@@ -82,14 +85,12 @@ class RunConfig:
     fgsm_eps: tuple = ()
 
     def __post_init__(self):
-        check_choice("method", self.method, METHODS)
-        check_choice("graph", self.graph, GRAPHS)
-        check_choice("sampling", self.sampling, ("uniform", "weighted"))
-        check_choice("lam_mode", self.lam_mode, ("batch", "sample"))
-        check_choice("reduction", self.reduction, ("mean", "normalized", "sum"))
-        check_choice("approx_estimator", self.approx_estimator, ("exact", "stochastic"))
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("schedule", self.schedule, SCHEDULES)
+        self._normalise_types()
+        for name, choices in (("method", METHODS), ("graph", GRAPHS), ("sampling", ("uniform", "weighted")),
+                              ("lam_mode", ("batch", "sample")), ("reduction", ("mean", "normalized", "sum")),
+                              ("approx_estimator", ("exact", "stochastic")), ("optimizer", OPTIMIZERS),
+                              ("schedule", SCHEDULES)):
+            check_name(f"{name}", getattr(self, name), choices)
         check_positive_float("alpha", self.alpha)
         check_nonnegative_float("eps", self.eps)
         check_int("n_neighbors", self.n_neighbors, minimum=0)
@@ -112,6 +113,10 @@ class RunConfig:
         check_int("data_seed", self.data_seed, minimum=-1)
         check_int("eval_every", self.eval_every, minimum=0)
         check_int("n_bins", self.n_bins, minimum=1)
+        if self.method == "kmixup" and self.k > 1 and self.batch_size // self.k < 2:
+            raise ValueError(f"k-Mixup setting k={self.k} needs batches of at least 2k={2 * self.k} samples to match "
+                             f"two disjoint blocks, but batch_size={self.batch_size}; use k <= "
+                             f"{max(self.batch_size // 2, 1)} or a larger batch_size")
         if not self.mix_layers:
             raise ValueError("mix_layers must be a non-empty list of stage boundaries (0 = input), got []")
         for boundary in self.mix_layers:
@@ -119,21 +124,55 @@ class RunConfig:
         for name in ("noise_stds", "fgsm_eps"):
             for value in getattr(self, name):
                 check_nonnegative_float(f"{name} entry", value)
-        for name in ("dataset_params", "model_params"):
-            if not isinstance(getattr(self, name), dict):
-                raise TypeError(f"{name} must be a table/dict, got {getattr(self, name)!r}")
-        _check_known_params("dataset", self.dataset, self.dataset_params, dataset_parameters)
-        _check_known_params("model", self.model, self.model_params, model_parameters)
+        object.__setattr__(self, "dataset_params",
+                           _known_params("dataset", self.dataset, self.dataset_params, dataset_parameters))
+        object.__setattr__(self, "model_params",
+                           _known_params("model", self.model, self.model_params, model_parameters))
+
+    def _normalise_types(self) -> None:
+        """Refuse a wrong-typed setting by name (``truncate = "yes"`` is not true) and store numbers in one
+        form: a float setting given as ``1`` becomes ``1.0``, so both spellings hash to one run."""
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), f.type
+            if kind == "float":
+                if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                    raise TypeError(f"setting {f.name!r} must be a number, got {value!r} ({type(value).__name__})")
+                value = float(value)
+            elif kind == "int":
+                if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                    raise TypeError(f"setting {f.name!r} must be an integer, got {value!r} ({type(value).__name__})")
+                value = int(value)
+            elif kind == "bool" and not isinstance(value, bool):
+                raise TypeError(f"setting {f.name!r} must be true or false, got {value!r} ({type(value).__name__})")
+            elif kind == "str" and not isinstance(value, str):
+                raise TypeError(f"setting {f.name!r} must be a string, got {value!r} ({type(value).__name__})")
+            elif kind == "dict" and not isinstance(value, dict):
+                raise TypeError(f"setting {f.name!r} must be a table of settings ({{...}} or [{f.name}]), "
+                                f"got {value!r} ({type(value).__name__})")
+            elif kind == "tuple":
+                if not isinstance(value, (list, tuple)):
+                    raise TypeError(f"setting {f.name!r} must be a list (e.g. {f.name} = [1, 2]), got {value!r} "
+                                    f"({type(value).__name__})")
+                cast = float if f.name in _FLOAT_LISTS else int
+                kinds = numbers.Real if cast is float else numbers.Integral
+                bad = [v for v in value if isinstance(v, bool) or not isinstance(v, kinds)]
+                if bad:
+                    raise TypeError(f"setting {f.name!r} must be a list of {cast.__name__}s, got {list(value)!r}")
+                value = tuple(cast(v) for v in value)
+            object.__setattr__(self, f.name, value)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
         """Build from a plain dict (a TOML table, a stored row), refusing unknown keys by name."""
+        if not isinstance(values, dict):
+            raise TypeError(f"run settings must be a dict, got {type(values).__name__}: {values!r}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ValueError(f"unknown run setting(s) {', '.join(map(repr, unknown))}; valid settings: {', '.join(sorted(names))}")
-        tuples = {"mix_layers", "milestones", "noise_stds", "fgsm_eps"}
-        return cls(**{key: tuple(value) if key in tuples else value for key, value in values.items()})
+            hints = "".join(did_you_mean(name, names) for name in unknown)
+            raise ValueError(f"unknown run setting(s) {', '.join(map(repr, unknown))}{hints}; "
+                             f"valid settings: {', '.join(sorted(names))}")
+        return cls(**values)  # lists become tuples in _normalise_types
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (tuples become lists)."""
@@ -145,13 +184,60 @@ class RunConfig:
         return self.seed if self.data_seed < 0 else self.data_seed
 
 
-def _check_known_params(kind: str, name: str, params: dict, accepted_by) -> None:
-    """Refuse an unknown dataset/model name or parameter before any run starts (lists the valid ones)."""
-    accepted = accepted_by(name)  # raises ValueError listing the valid names
+_FLOAT_LISTS = ("noise_stds", "fgsm_eps")
+
+
+def _known_params(kind: str, name: str, params: dict, accepted_by) -> dict:
+    """Refuse an unknown dataset/model name, an unknown parameter or a missing required one before any run
+    starts (naming the valid ones); an integer given where the default is a float becomes a float, so
+    ``noise=1`` and ``noise=1.0`` are one run."""
+    try:
+        accepted = accepted_by(name)
+    except ValueError:
+        from .datasets import available_datasets
+        from .models import available_models
+        valid = available_datasets() if kind == "dataset" else available_models()
+        raise ValueError(f"unknown {kind} {name!r}{did_you_mean(name, valid)}; valid names: {', '.join(valid)}") from None
     unknown = sorted(set(params) - set(accepted))
     if unknown:
-        raise ValueError(f"{kind} {name!r} has no parameter(s) {', '.join(map(repr, unknown))}; "
+        hints = "".join(did_you_mean(key, accepted) for key in unknown)
+        raise ValueError(f"{kind} {name!r} has no parameter(s) {', '.join(map(repr, unknown))}{hints}; "
                          f"it accepts: {', '.join(sorted(accepted)) or 'none'}")
+    missing = sorted(key for key, default in accepted.items() if default is inspect.Parameter.empty and key not in params)
+    if missing:
+        raise ValueError(f"{kind} {name!r} needs {kind}_params.{missing[0]}"
+                         + (f" (and {', '.join(missing[1:])})" if missing[1:] else "")
+                         + f", e.g. --set {kind}_params.{missing[0]}=/path/to/data (see `vicinal list`)")
+    return {key: _param_value(kind, key, value, accepted[key]) for key, value in params.items()}
+
+
+def _param_value(kind: str, key: str, value: Any, default: Any) -> Any:
+    """A parameter value of the type its default has (an int for a float default becomes a float), refused
+    by name otherwise, so that ``noise=abc`` fails here and not once per run."""
+    where = f"{kind}_params.{key}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TypeError(f"{where} must be true or false, got {value!r} ({type(value).__name__})")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{where} must be a number, got {value!r} ({type(value).__name__})")
+        return float(value)
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{where} must be an integer, got {value!r} ({type(value).__name__})")
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise TypeError(f"{where} must be a string, got {value!r} ({type(value).__name__})")
+    elif isinstance(default, (tuple, list)) and not isinstance(value, (tuple, list)):
+        raise TypeError(f"{where} must be a list (e.g. [64, 64]), got {value!r} ({type(value).__name__})")
+    elif default is inspect.Parameter.empty and key in ("root", "path") and not isinstance(value, str):
+        raise TypeError(f"{where} must be a path, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def canonical_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The one stored form of a run's settings (defaults filled in, ``1`` -> ``1.0`` for float settings), so
+    that every spelling of one run has one config hash. An integration step with no paper."""
+    return RunConfig.from_dict(config).to_dict()
 
 
 def derive_seed(seed: int, stream: str) -> int:

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -137,10 +138,30 @@ def run_task(task: Task) -> list[Outcome]:
     return [Outcome(c, m, error, started, finished, wall_s, len(configs), host) for c, m in zip(configs, metrics)]
 
 
-def _init_worker(threads: int) -> None:
+#: Seconds between a worker's checks that the sweep process is still alive.
+PARENT_POLL_S = 0.5
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    """Exit this worker as soon as the sweep process that started it is gone.
+
+    A parent killed by SIGKILL (or SIGTERM outside the CLI) cannot stop its pool, and an orphaned
+    worker would keep training (and keep multiprocessing's resource tracker alive, which exits once
+    every process holding its pipe has). Polling ``os.getppid`` works on every POSIX system; the
+    worker is reparented when its parent dies.
+    """
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
+
+
+def _init_worker(threads: int, parent_pid: int | None = None) -> None:
     # Ctrl-C reaches the whole process group; only the parent should react, by
     # terminating the workers, so they do not each print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="vicinal-parent-watch",
+                         daemon=True).start()
     # Each worker gets its share of the cores: N workers x all-core torch thread pools
     # oversubscribe the machine and make small models many times slower (Ray does
     # the same through OMP_NUM_THREADS).
@@ -204,7 +225,7 @@ class LocalExecutor:
             return
         context = multiprocessing.get_context(self.mp_context)
         pool = cf.ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_init_worker, initargs=(self.threads,)
+            self.workers, mp_context=context, initializer=_init_worker, initargs=(self.threads, os.getpid())
         )
         tasks = iter(tasks)
         in_flight: set[cf.Future] = set()
@@ -307,6 +328,7 @@ class RayExecutor:
             if self.address is None:
                 ray.init(include_dashboard=False)
             else:
+                _check_reachable(self.address)
                 ray.init(address=self.address)
         remote_run = ray.remote(num_cpus=self.num_cpus)(run_task)
         tasks = iter(tasks)
@@ -329,6 +351,31 @@ class RayExecutor:
         finally:
             if started_here:
                 ray.shutdown()
+
+
+#: Seconds to wait for a Ray cluster's port before giving up (ray.init itself retries for minutes).
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """Fail within :data:`CONNECT_TIMEOUT_S` with a message when a ``host:port`` Ray address does not answer.
+
+    ``ray.init`` keeps retrying an unreachable GCS address for minutes without a word; a TCP connection
+    to the port says at once whether anything listens there. ``"auto"`` and addresses without a port are
+    left to Ray.
+    """
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as err:
+        raise ConnectionError(
+            f"cannot reach the Ray cluster at {address!r} within {CONNECT_TIMEOUT_S:g} s "
+            f"({type(err).__name__}: {err}); start it with `ray start --head`, check the address "
+            f"(`ray status` on the head node), or drop --address to start a local Ray"
+        ) from None
 
 
 def make_executor(

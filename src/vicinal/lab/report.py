@@ -237,7 +237,7 @@ def summarize(
     """
     by, metrics = _check_names(by, "by"), _check_names(metrics, "metrics", nonempty=True)
     _check_confidence(confidence)
-    parts = _all_parts(rows)
+    parts, diverged = _healthy(_all_parts(rows))
     _check_keys_used(parts, by, "by")
     samples: dict[tuple, list[list[float]]] = {}
     for config, values in parts:
@@ -245,7 +245,8 @@ def summarize(
         samples.setdefault(group, []).append([_metric(values, m, config) for m in metrics])
     groups = sorted(samples, key=_sort_key)
     cells = tuple(tuple(mean_ci(column, confidence) for column in zip(*samples[g])) for g in groups)
-    return Table(f"mean over runs, by {', '.join(by) or 'nothing'}", by, metrics, tuple(groups), cells, confidence)
+    title = f"mean over runs, by {', '.join(by) or 'nothing'}{_diverged_note(diverged)}"
+    return Table(title, by, metrics, tuple(groups), cells, confidence)
 
 
 def paired_differences(
@@ -301,7 +302,7 @@ def paired_differences(
         baseline = {compare[0]: baseline}
     if not isinstance(baseline, Mapping) or not baseline:
         raise TypeError(f"baseline must be a str or a non-empty dict of config values, got {baseline!r}")
-    parts = _all_parts(rows)
+    parts, diverged = _healthy(_all_parts(rows))
     _check_keys_used(parts, [*by, *compare, *baseline], "by/compare/baseline")
 
     is_base = [all(k in config and config[k] == v for k, v in baseline.items()) for config, _ in parts]
@@ -327,7 +328,7 @@ def paired_differences(
         diffs = [[c - b for c, b in zip(candidates[label][pair], base[pair])] for pair in shared]
         columns = list(zip(*diffs)) if diffs else [[] for _ in metrics]
         cells.append(tuple(mean_ci(column, confidence) for column in columns))
-    title = f"paired difference (run - baseline {dict(baseline)!r}) over shared seeds"
+    title = f"paired difference (run - baseline {dict(baseline)!r}) over shared seeds{_diverged_note(diverged)}"
     return Table(title, (*by, *compare), metrics, tuple(groups), tuple(cells), confidence)
 
 
@@ -363,6 +364,24 @@ def _all_parts(rows: Iterable[Any]) -> list[tuple[Mapping, Mapping]]:
     if not parts:
         raise ValueError("no rows to report on (is the store empty, or did a filter match nothing?)")
     return parts
+
+
+def _healthy(parts: list[tuple[Mapping, Mapping]]) -> tuple[list[tuple[Mapping, Mapping]], list[Mapping]]:
+    """Split off the runs stored as diverged (``metrics["diverged"]``, see ``trainer.diverged_metrics``): they
+    have no test metrics, and averaging NaN would hide every other run. Raises when nothing is left."""
+    healthy = [(config, metrics) for config, metrics in parts if metrics.get("diverged") is not True]
+    diverged = [config for config, metrics in parts if metrics.get("diverged") is True]
+    if not healthy:
+        raise ValueError(f"all {len(parts)} runs diverged (NaN or Inf training loss); nothing to average. "
+                         f"Lower the learning rate (e.g. first run: {dict(diverged[0])!r})")
+    return healthy, diverged
+
+
+def _diverged_note(diverged: list[Mapping]) -> str:
+    if not diverged:
+        return ""
+    groups = sorted({f"{c.get('method', '?')} lr={c.get('lr', '?')}" for c in diverged})
+    return f" ({len(diverged)} diverged run(s) left out: {', '.join(groups[:4])}{', ...' if len(groups) > 4 else ''})"
 
 
 def _check_keys_used(parts: list[tuple[Mapping, Mapping]], keys: Iterable[str], what: str) -> None:

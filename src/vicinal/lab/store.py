@@ -70,8 +70,9 @@ def canonical_json(obj: Any) -> str:
     """Serialise ``obj`` to the one JSON text used for hashing and storage.
 
     Keys are sorted and separators fixed, so two equal configurations always give
-    the same text.  Note that ``1`` and ``1.0`` stay different (TOML and JSON keep
-    the distinction), so write a float setting the same way everywhere.
+    the same text.  ``1`` and ``1.0`` stay different here (TOML and JSON keep the
+    distinction); run settings are canonicalised before hashing instead
+    (:func:`vicinal.lab.config.canonical_config`: ``alpha = 1`` is stored as ``1.0``).
 
     Parameters
     ----------
@@ -225,6 +226,10 @@ class ResultStore:
     ----------
     path : str or os.PathLike
         Store file; created (with its parent directories) when missing.
+    read_only : bool, default False
+        Open an existing store for reading only (``vicinal report``): nothing is created
+        or written, so a store on a read-only mount, or a file and directory without write
+        permission, can be read. :meth:`put` then raises.
 
     Raises
     ------
@@ -239,12 +244,18 @@ class ResultStore:
     >>> store.rows(method="local_mixup", eps=1.0)          # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, read_only: bool = False) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+        if not isinstance(read_only, bool):
+            raise TypeError(f"read_only must be True or False, got {read_only!r}")
         self.path = Path(path).expanduser().absolute()
+        self.read_only = read_only
         if self.path.is_dir():
             raise ValueError(f"result store path {str(self.path)!r} is a directory; expected a file")
+        if read_only:
+            self._conn = _connect_read_only(self.path)
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
@@ -284,22 +295,11 @@ class ResultStore:
                     f"(tables {sorted(tables)}); give a new path for the store"
                 )
             else:
-                self._check_version()
+                _check_version(self._conn, self.path)
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
-
-    def _check_version(self) -> None:
-        meta = dict(self._conn.execute("SELECT key, value FROM meta"))
-        found = meta.get("schema_version")
-        if found != str(SCHEMA_VERSION):
-            raise ValueError(
-                f"result store {str(self.path)!r} was written with schema version {found} "
-                f"(by vicinal {meta.get('created_by', '?')}); this vicinal {__version__} reads "
-                f"schema version {SCHEMA_VERSION}. The file was left unchanged: read it with the "
-                f"vicinal version that wrote it, or give a new store path for new runs."
-            )
 
     # -- reading -----------------------------------------------------------------
 
@@ -396,6 +396,8 @@ class ResultStore:
         TypeError, ValueError
             If an argument has the wrong type or value (the message names it).
         """
+        if self.read_only:
+            raise ValueError(f"result store {str(self.path)!r} was opened read-only; open it with read_only=False to add runs")
         key = config_key(config)
         seed = config.get("seed")
         if not isinstance(seed, int) or isinstance(seed, bool):
@@ -442,6 +444,51 @@ class ResultStore:
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.path)!r})"
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open an existing store without writing anything (SQLite ``mode=ro``), then check it is a vicinal store
+    of this schema version.
+
+    A WAL-mode file needs its ``-shm`` index, which SQLite creates next to it; in a directory that cannot
+    be written the file is opened ``immutable=1`` instead (no other writer can exist there).
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"no result store at {str(path)!r}; run `vicinal sweep` or `vicinal compare` first")
+    uri = path.as_uri()
+    error: Exception | None = None
+    for options in ("mode=ro", "mode=ro&immutable=1"):
+        conn = None
+        try:
+            conn = sqlite3.connect(f"{uri}?{options}", uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            break
+        except sqlite3.DatabaseError as err:
+            if conn is not None:
+                conn.close()
+            error = err
+    else:
+        raise ValueError(f"{str(path)!r} cannot be read as a vicinal result store (SQLite says: {error})")
+    try:
+        if "meta" not in tables or "runs" not in tables:
+            raise ValueError(f"{str(path)!r} is an SQLite file but not a vicinal result store (tables {sorted(tables)})")
+        _check_version(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_version(conn: sqlite3.Connection, path: Path) -> None:
+    meta = dict(conn.execute("SELECT key, value FROM meta"))
+    found = meta.get("schema_version")
+    if found != str(SCHEMA_VERSION):
+        raise ValueError(
+            f"result store {str(path)!r} was written with schema version {found} "
+            f"(by vicinal {meta.get('created_by', '?')}); this vicinal {__version__} reads "
+            f"schema version {SCHEMA_VERSION}. The file was left unchanged: read it with the "
+            f"vicinal version that wrote it, or give a new store path for new runs."
+        )
 
 
 def _check_mapping(value: Any, name: str) -> None:

@@ -25,6 +25,7 @@ checkpoint version 3).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -34,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 import vicinal as v
+from vicinal._checks import all_finite
 from vicinal.approx import approximate_mixup_loss
 from vicinal.rescale import RescaledPredictor, fit_stats, modified_data
 
@@ -45,6 +47,8 @@ from .models import build_model
 #: Version of the randomness protocol above; results of another protocol are other random draws.
 RANDOMNESS_PROTOCOL = 3
 CHECKPOINT_VERSION = 3  # 3: randomness protocol 3
+
+logger = logging.getLogger(__name__)
 
 
 def kept_pairs_batch_size(x: torch.Tensor, config: RunConfig, *, n_pairs: int = 20000) -> int:
@@ -171,8 +175,10 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
     history = {"train_loss": [], "test_error_curve": []}
     start_epoch = 0
     if checkpoint is not None and Path(checkpoint).exists():
-        start_epoch, history = _load_checkpoint(checkpoint, config, model, optimizer, schedule,
-                                                data_generator, mix_generator)
+        state = _read_checkpoint(Path(checkpoint))
+        if state is not None:
+            start_epoch, history = _load_checkpoint(state, checkpoint, config, model, optimizer, schedule,
+                                                    data_generator, mix_generator)
 
     epochs = range(start_epoch, config.epochs)
     if progress:
@@ -180,6 +186,7 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
         epochs = tqdm(epochs, desc=f"{config.method} seed={config.seed}", unit="epoch", initial=start_epoch,
                       total=config.epochs, leave=False)
     model.train()
+    diverged_at = None
     for epoch in epochs:
         order = torch.randperm(n_train, generator=data_generator)
         total = 0.0
@@ -192,21 +199,54 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
             total += loss.item()
         schedule.step()
         history["train_loss"].append(total / max(steps_per_epoch, 1))
+        if not math.isfinite(history["train_loss"][-1]):
+            diverged_at = epoch + 1  # NaN stays NaN: the rest of the run is not worth training
+            break
         if config.eval_every and classification and (epoch + 1) % config.eval_every == 0:
-            history["test_error_curve"].append(
-                v.metrics.error_rate(predict(model, dataset.x_test), dataset.y_test, from_logits=True))
+            logits = predict(model, dataset.x_test)
+            if not all_finite(logits):
+                diverged_at = epoch + 1
+                break
+            history["test_error_curve"].append(v.metrics.error_rate(logits, dataset.y_test, from_logits=True))
         if progress:
             epochs.set_postfix(loss=f"{history['train_loss'][-1]:.4f}")
         if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == config.epochs):
             _save_checkpoint(checkpoint, config, epoch + 1, history, model, optimizer, schedule,
                              data_generator, mix_generator)
 
-    results = evaluate_run(model, dataset, config, stats)
-    results.update(history)
-    # Wall time is not a metric: it differs between machines and executors, and the result store
-    # records it beside each row.
-    results.update(batch_size=batch_size, steps=steps_per_epoch * config.epochs)
+    test_outputs = train_outputs = None
+    if diverged_at is None:
+        test_outputs = predict(model, dataset.x_test)
+        train_outputs = predict(model, dataset.x_train) if classification else None
+        if not all_finite(test_outputs) or (train_outputs is not None and not all_finite(train_outputs)):
+            diverged_at = config.epochs
+    if diverged_at is not None:
+        results = diverged_metrics(config, history, diverged_at, batch_size, steps_per_epoch)
+    else:
+        results = evaluate_run(model, dataset, config, stats, test_outputs=test_outputs, train_outputs=train_outputs)
+        results.update(history)
+        # Wall time is not a metric: it differs between machines and executors, and the result store
+        # records it beside each row.
+        results.update(batch_size=batch_size, steps=steps_per_epoch * config.epochs)
     return (results, model) if return_model else results
+
+
+def diverged_metrics(config: RunConfig, history: dict, epoch: int, batch_size: int,
+                     steps_per_epoch: int) -> dict[str, Any]:
+    """The stored result of a run that diverged (an integration rule, no paper): a diverged run is a result.
+
+    ``epoch`` (1-based) is the first epoch whose mean training loss, or whose test predictions, were not
+    finite. The row holds ``diverged = True``, that epoch, the training losses up to it (the last one
+    NaN or Inf) and the test-error curve before it, and no test metrics: reports count such runs apart
+    instead of averaging NaN, and a rerun of the sweep skips them instead of training them again. The
+    batched trainer gives the same row for the same config.
+    """
+    curve = history["test_error_curve"][: (epoch - 1) // config.eval_every] if config.eval_every else []
+    logger.warning("run diverged at epoch %d (training loss %s): stored as diverged; method=%s lr=%g seed=%d",
+                   epoch, history["train_loss"][epoch - 1] if len(history["train_loss"]) >= epoch else "finite",
+                   config.method, config.lr, config.seed)
+    return {"diverged": True, "diverged_epoch": epoch, "train_loss": list(history["train_loss"][:epoch]),
+            "test_error_curve": list(curve), "batch_size": batch_size, "steps": steps_per_epoch * epoch}
 
 
 def evaluate_run(model, dataset: Dataset, config: RunConfig, stats, *, test_outputs: torch.Tensor | None = None,
@@ -254,8 +294,26 @@ def _save_checkpoint(path, config, epoch, history, model, optimizer, schedule, d
     os.replace(tmp, path)  # atomic: a kill leaves the old or the new checkpoint, never half of one
 
 
-def _load_checkpoint(path, config, model, optimizer, schedule, data_generator, mix_generator):
-    state = torch.load(path, weights_only=False)
+def _read_checkpoint(path: Path) -> dict | None:
+    """The saved state, or None after moving a damaged file aside (the run then restarts from scratch).
+
+    Checkpoints are written atomically, so a damaged one came from outside (a full disk, a copy cut
+    short); failing on it would fail every rerun of the sweep, and its epochs are lost either way.
+    """
+    try:
+        state = torch.load(path, weights_only=False)
+        if not isinstance(state, dict):
+            raise TypeError(f"holds a {type(state).__name__}, not a checkpoint dict")
+        return state
+    except Exception as error:  # torch.load raises EOFError, RuntimeError, UnpicklingError, ...
+        aside = path.with_name(path.name + ".damaged")
+        os.replace(path, aside)
+        logger.warning("checkpoint %s is damaged (%s: %s); moved it to %s and restarting this run from epoch 0",
+                       path, type(error).__name__, error, aside)
+        return None
+
+
+def _load_checkpoint(state, path, config, model, optimizer, schedule, data_generator, mix_generator):
     if state.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"checkpoint {path} has version {state.get('version')}, expected {CHECKPOINT_VERSION}; delete it to restart")
     if state["config"] != config.to_dict():

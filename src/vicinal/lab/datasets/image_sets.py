@@ -6,6 +6,7 @@ import gzip
 import math
 import pickle
 import struct
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,8 +35,7 @@ def _load_cifar(variant: str, root: Any, standardize: bool):
     def read(names: list[str]):
         images, labels = [], []
         for name in names:
-            with (directory / name).open("rb") as handle:
-                batch = pickle.load(handle, encoding="bytes")  # the official files are Python 2 pickles
+            batch = _read_pickle(directory / name)
             images.append(np.asarray(_entry(batch, "data", directory / name), dtype=np.uint8))
             labels.append(np.asarray(_entry(batch, label_key, directory / name), dtype=np.int64))
             if images[-1].ndim != 2 or images[-1].shape[1] != 3072 or labels[-1].shape != (len(images[-1]),):
@@ -50,6 +50,19 @@ def _load_cifar(variant: str, root: Any, standardize: bool):
     if standardize:
         x_train, x_test = _standardize(x_train, x_test, axes=(0, 2, 3))
     return _classification(x_train, y_train, x_test, y_test, num_classes)
+
+
+def _read_pickle(path: Path) -> dict:
+    """One official CIFAR batch (a Python 2 pickle); a truncated or foreign file is named, not a bare EOFError."""
+    try:
+        with path.open("rb") as handle:
+            batch = pickle.load(handle, encoding="bytes")
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError, IndexError) as error:
+        raise ValueError(f"{str(path)!r} is not a readable CIFAR batch ({type(error).__name__}: {error}); the file "
+                         f"is truncated or not the official python version: unpack the archive again") from None
+    if not isinstance(batch, dict):
+        raise ValueError(f"{str(path)!r} holds a pickled {type(batch).__name__}, expected the dict of a CIFAR batch")
+    return batch
 
 
 def _entry(batch: dict, key: str, path: Path):
@@ -119,18 +132,25 @@ _IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images
 def _read_idx(path: Path) -> np.ndarray:
     """Read an IDX file of unsigned bytes (magic 0x00 0x00 0x08 ndim, big-endian uint32 sizes)."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        raw = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (EOFError, OSError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{str(path)!r} cannot be read ({type(error).__name__}: {error}); the file is truncated "
+                         f"or damaged: download or unpack it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(
             f"{str(path)!r} is not an unsigned-byte IDX file (magic bytes {raw[:4].hex()}, expected 0000 08 nn)"
         )
     ndim = raw[3]
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{str(path)!r} is truncated: {len(raw)} bytes, shorter than its {header}-byte IDX header")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     data = np.frombuffer(raw, dtype=np.uint8, offset=header)
     if data.size != math.prod(shape):
-        raise ValueError(f"{str(path)!r} declares shape {shape} but holds {data.size} values")
+        raise ValueError(f"{str(path)!r} declares shape {shape} but holds {data.size} values (expected "
+                         f"{math.prod(shape)}); the file is truncated or damaged: download or unpack it again")
     return data.reshape(shape)
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import pickle
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +26,43 @@ def _require_file(path: Any, what: str) -> Path:
     return path
 
 
-def _labels_or_targets(y: np.ndarray, task: str):
-    """Classification: any label values -> 0..C-1 in sorted order. Regression: float32."""
+def _labels_or_targets(y: np.ndarray, task: str, path: Path):
+    """Classification: any label values -> 0..C-1 in sorted order. Regression: float32.
+
+    Non-finite targets and numeric labels are refused: a NaN target trains on NaN losses, and a NaN
+    label would become a class of its own (np.unique keeps NaN apart).
+    """
+    if y.dtype.kind in "fc" and not np.isfinite(y).all():
+        bad = int(np.flatnonzero(~np.isfinite(y).reshape(len(y), -1).all(axis=1))[0])
+        what = "targets" if task == "regression" else "labels"
+        raise ValueError(f"{str(path)!r}: {what} hold NaN or Inf values (first at row {bad} of train+test); "
+                         f"drop or fill those rows first")
     if task == "regression":
         return y.astype(np.float32), None
+    _check_label_shape(y, path)
     classes, y = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise ValueError(f"classification needs at least 2 distinct labels, found only {classes.tolist()}")
     return y.reshape(-1), len(classes)
 
 
-def _finish_user_data(x_train, y_train, x_test, y_test, *, task: str, standardize: bool):
+def _check_label_shape(y: np.ndarray, path: Path) -> None:
+    """Class labels are one index per sample; say so (and how to convert) for one-hot rows."""
+    if y.ndim != 1:
+        one_hot = y.ndim == 2 and np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()
+        hint = " They look one-hot: save y.argmax(axis=1) instead." if one_hot else ""
+        raise ValueError(f"{str(path)!r}: integer class labels must be one index per sample, shape (N,), "
+                         f"got shape {y.shape}.{hint}")
+
+
+def _finish_user_data(x_train, y_train, x_test, y_test, *, task: str, standardize: bool, path: Path):
     """Shared ending of the csv and npz loaders: labels, optional per-feature standardisation, tensors."""
     for name, values in (("x_train", x_train), ("x_test", x_test)):
+        if not np.issubdtype(np.asarray(values).dtype, np.number):
+            raise ValueError(f"{str(path)!r}: {name} has dtype {np.asarray(values).dtype}; expected numbers")
         if not np.isfinite(values).all():
-            raise ValueError(f"{name} holds NaN or Inf values; clean the file first")
-    y_all, num_classes = _labels_or_targets(np.concatenate([y_train, y_test]), task)
+            raise ValueError(f"{str(path)!r}: {name} holds NaN or Inf values; clean the file first")
+    y_all, num_classes = _labels_or_targets(np.concatenate([y_train, y_test]), task, path)
     y_train, y_test = y_all[: len(y_train)], y_all[len(y_train):]
     if standardize:
         x_train, x_test = _standardize(x_train, x_test, axes=(0,))
@@ -85,6 +109,9 @@ def _csv(*, seed: int, path: str, target: str = "label", task: str = "classifica
     for line, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise ValueError(f"line {line} of {str(path)!r} has {len(row)} fields; the header has {len(header)}")
+        if not row[column].strip():  # an empty cell would become a class (or target) of its own
+            raise ValueError(f"line {line} of {str(path)!r} has an empty {target!r} cell; every row needs a "
+                             f"{'target' if task == 'regression' else 'label'} (drop or fill that row)")
     table = np.array(body, dtype=object)
     feature_names = [name for i, name in enumerate(header) if i != column]
     try:
@@ -102,8 +129,12 @@ def _csv(*, seed: int, path: str, target: str = "label", task: str = "classifica
             y = y.astype(np.float64)
         except ValueError:
             pass
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        line = int(np.flatnonzero(~np.isfinite(y))[0]) + 2
+        raise ValueError(f"line {line} of {str(path)!r} has a non-finite {target!r} value "
+                         f"{table[line - 2, column]!r}; drop or fix that row")
     x_train, x_test, y_train, y_test = _split(x, y, test_fraction, seed, stratify=task == "classification")
-    return _finish_user_data(x_train, y_train, x_test, y_test, task=task, standardize=standardize)
+    return _finish_user_data(x_train, y_train, x_test, y_test, task=task, standardize=standardize, path=path)
 
 
 def _npz(*, seed: int, path: str, test_fraction: float = 0.2, standardize: bool = False):
@@ -128,27 +159,48 @@ def _npz(*, seed: int, path: str, test_fraction: float = 0.2, standardize: bool 
     path = _require_file(path, "npz file")
     test_fraction = _check_fraction("test_fraction", test_fraction)
     _check_bool("standardize", standardize)
-    with np.load(path, allow_pickle=False) as arrays:
-        names = set(arrays.files)
-        if {"x_train", "y_train", "x_test", "y_test"} <= names:
-            x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-            task = _task_of(y_train, y_test)
-        elif {"x", "y"} <= names:
-            x, y = arrays["x"], arrays["y"]
-            task = _task_of(y)
-            if len(x) != len(y):
-                raise ValueError(f"arrays x and y in {str(path)!r} have {len(x)} and {len(y)} rows; expected equal")
-            x_train, x_test, y_train, y_test = _split(x, y, test_fraction, seed, stratify=task == "classification")
-        else:
-            raise ValueError(
-                f"{str(path)!r} holds arrays {sorted(names)}; expected x_train, y_train, x_test, y_test or x, y"
-            )
-    return _finish_user_data(x_train, y_train, x_test, y_test, task=task, standardize=standardize)
+    try:
+        arrays = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as error:
+        raise ValueError(f"{str(path)!r} is not a readable .npz archive ({type(error).__name__}: {error}); "
+                         f"expected a file written by np.savez(path, x=..., y=...)") from None
+    if not isinstance(arrays, np.lib.npyio.NpzFile):
+        raise ValueError(f"{str(path)!r} holds a single .npy array of shape {np.shape(arrays)}, not an .npz "
+                         f"archive; expected a file written by np.savez(path, x=..., y=...)")
+    try:
+        with arrays:
+            x_train, y_train, x_test, y_test, task = _npz_arrays(arrays, path, test_fraction, seed)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise ValueError(f"{str(path)!r} is a damaged .npz archive ({type(error).__name__}: {error}); "
+                         f"write it again with np.savez") from None
+    return _finish_user_data(x_train, y_train, x_test, y_test, task=task, standardize=standardize, path=path)
 
 
-def _task_of(*ys: np.ndarray) -> str:
+def _npz_arrays(arrays, path: Path, test_fraction: float, seed: int):
+    """The four arrays (split here when the archive holds x, y) and the task their label dtype says."""
+    names = set(arrays.files)
+    if {"x_train", "y_train", "x_test", "y_test"} <= names:
+        x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+        task = _task_of(path, y_train, y_test)
+    elif {"x", "y"} <= names:
+        x, y = arrays["x"], arrays["y"]
+        task = _task_of(path, y)
+        if len(x) != len(y):
+            raise ValueError(f"arrays x and y in {str(path)!r} have {len(x)} and {len(y)} rows; expected equal")
+        x_train, x_test, y_train, y_test = _split(x, y, test_fraction, seed, stratify=task == "classification")
+    else:
+        raise ValueError(
+            f"{str(path)!r} holds arrays {sorted(names)}; expected x_train, y_train, x_test, y_test or x, y"
+        )
+    return x_train, y_train, x_test, y_test, task
+
+
+def _task_of(path: Path, *ys: np.ndarray) -> str:
     if all(np.issubdtype(y.dtype, np.integer) for y in ys):
+        for y in ys:
+            _check_label_shape(y, path)
         return "classification"
     if all(np.issubdtype(y.dtype, np.floating) for y in ys):
         return "regression"
-    raise ValueError(f"labels must all be integer (classes) or all floating (regression), got {[y.dtype for y in ys]}")
+    raise ValueError(f"{str(path)!r}: labels must all be integer (classes) or all floating (regression), "
+                     f"got dtypes {[str(y.dtype) for y in ys]}")

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 import vicinal as v
+from vicinal._checks import all_finite
 
 from .. import trainer
 from ..config import MIXING_METHODS, RunConfig
@@ -201,6 +202,7 @@ def _train_chunk(members: list[_Member], *, progress: bool) -> list[tuple[nn.Mod
     steps = torch.tensor([m.steps_per_epoch for m in members])
     n_train = members[0].dataset.x_train.shape[0]
     history = [{"train_loss": [], "test_error_curve": []} for _ in members]
+    diverged: list[int | None] = [None] * len(members)  # first epoch of NaN/Inf loss or predictions (1-based)
 
     epochs = range(configs[0].epochs)
     if progress:
@@ -223,7 +225,9 @@ def _train_chunk(members: list[_Member], *, progress: bool) -> list[tuple[nn.Mod
         schedules.step()
         for m, member in enumerate(members):
             history[m]["train_loss"].append(float(totals[m]) / max(member.steps_per_epoch, 1))
-        _record_test_errors(stacked, members, history, epoch)
+            if diverged[m] is None and not math.isfinite(history[m]["train_loss"][-1]):
+                diverged[m] = epoch + 1  # its own stack slices only: the other members train on unchanged
+        _record_test_errors(stacked, members, history, epoch, diverged)
         if progress:
             epochs.set_postfix(loss=f"{float(totals.sum()) / float(steps.sum()):.4f}")
 
@@ -231,7 +235,7 @@ def _train_chunk(members: list[_Member], *, progress: bool) -> list[tuple[nn.Mod
     rows = 4 * int(step.batch_sizes.max())  # a training batch fits with its gradients: 4x fits without
     test_outputs = _stacked_predict(stacked, torch.stack([m.dataset.x_test for m in members]), rows)
     train_outputs = _stacked_predict(stacked, torch.stack([m.dataset.x_train for m in members]), rows)
-    return [(model, _finish(model, member, history[i], test_outputs[i], train_outputs[i]))
+    return [(model, _finish(model, member, history[i], test_outputs[i], train_outputs[i], diverged[i]))
             for i, (model, member) in enumerate(zip(trained, members))]
 
 
@@ -242,20 +246,31 @@ def _stacked_predict(stacked: StackedModel, x: torch.Tensor, rows: int) -> torch
 
 
 @torch.no_grad()
-def _record_test_errors(stacked: StackedModel, members: list[_Member], history: list[dict], epoch: int) -> None:
-    """The test-error curve of ``trainer.train`` (every ``eval_every`` epochs), all members in one forward."""
+def _record_test_errors(stacked: StackedModel, members: list[_Member], history: list[dict], epoch: int,
+                        diverged: list[int | None]) -> None:
+    """The test-error curve of ``trainer.train`` (every ``eval_every`` epochs), all members in one forward;
+    a member whose predictions are not finite is marked diverged at this epoch, as ``trainer.train`` does."""
     due = [i for i, m in enumerate(members) if m.config.eval_every and m.dataset.num_classes is not None
-           and (epoch + 1) % m.config.eval_every == 0]
+           and (epoch + 1) % m.config.eval_every == 0 and diverged[i] is None]
     if not due:
         return
     logits = stacked(torch.stack([m.dataset.x_test for m in members]))
     for i in due:
+        if not all_finite(logits[i]):
+            diverged[i] = epoch + 1
+            continue
         history[i]["test_error_curve"].append(
             v.metrics.error_rate(logits[i], members[i].dataset.y_test, from_logits=True))
 
 
 def _finish(model: nn.Module, member: _Member, history: dict, test_outputs: torch.Tensor,
-            train_outputs: torch.Tensor) -> dict[str, Any]:
+            train_outputs: torch.Tensor, diverged_at: int | None) -> dict[str, Any]:
+    if diverged_at is None and not (all_finite(test_outputs) and (member.dataset.num_classes is None
+                                                                  or all_finite(train_outputs))):
+        diverged_at = member.config.epochs
+    if diverged_at is not None:  # stored as diverged; the healthy members of the ensemble keep their rows
+        return trainer.diverged_metrics(member.config, history, diverged_at, member.batch_size,
+                                        member.steps_per_epoch)
     model.train()  # trainer.train evaluates a model left in training mode
     results = trainer.evaluate_run(model, member.dataset, member.config, member.stats,
                                    test_outputs=test_outputs, train_outputs=train_outputs)

@@ -258,6 +258,8 @@ def _log_x_axis(ax, x: np.ndarray) -> None:
 
 
 def _capitalise(text: str) -> str:
+    """A metric or setting name as a title reads: ``test_error`` -> ``Test error``."""
+    text = text.replace("_", " ")
     return text[:1].upper() + text[1:]
 
 

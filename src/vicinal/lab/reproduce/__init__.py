@@ -36,7 +36,10 @@ __all__ = ["REPRODUCTIONS", "Context", "Section", "run_reproduction"]
 def run_reproduction(name: str, *, quick: bool = False, out: str | Path = "docs", workers: int = 2) -> str:
     """Run reproduction ``name``, write its section and figures, rebuild the index; return the section text."""
     if name not in REPRODUCTIONS:
-        raise ValueError(f"unknown reproduction {name!r}; valid names: {', '.join(REPRODUCTIONS)}")
+        from ..suggest import did_you_mean
+
+        raise ValueError(f"unknown reproduction {name!r}{did_you_mean(name, REPRODUCTIONS)}; "
+                         f"valid names: {', '.join(REPRODUCTIONS)}")
     module = importlib.import_module(f"{__name__}.{REPRODUCTIONS[name][1]}")
     ctx = Context(name=name, quick=quick, out=Path(out), workers=workers)
     started = time.perf_counter()

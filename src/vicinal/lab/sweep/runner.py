@@ -153,6 +153,7 @@ def run_sweep(
     group_key: Callable[[dict], Hashable] | None = None,
     max_batch: int = 8,
     min_free_mb: float = 64.0,
+    canonical: Callable[[dict], dict] | None = None,
 ) -> SweepSummary:
     """Run every config not yet in the store, storing each result as it finishes.
 
@@ -192,6 +193,11 @@ def run_sweep(
         Most configs per ``batch_fn`` call.
     min_free_mb : float, default 64.0
         Free disk space required at the store before anything runs.
+    canonical : callable, optional
+        ``canonical(config) -> config`` in its one stored form (the lab passes
+        :func:`vicinal.lab.config.canonical_config`). Stored rows are also matched
+        through it, so a row written before a spelling was canonicalised (``alpha = 1``
+        stored as an int) still counts as done instead of being trained again.
 
     Returns
     -------
@@ -206,6 +212,10 @@ def run_sweep(
     KeyboardInterrupt
         On Ctrl-C, after stopping the workers.
     """
+    if canonical is not None:
+        if not callable(canonical):
+            raise TypeError(f"canonical must be callable or None, got {canonical!r}")
+        configs = [canonical(dict(config)) for config in configs]
     items = _normalise_configs(configs)
     if batch_fn is None:
         if not callable(run_fn):
@@ -238,15 +248,28 @@ def run_sweep(
         raise TypeError(f"store must be a ResultStore or a path, got {type(store).__name__}: {store!r}")
 
     try:
-        return _run(items, fn, batch_fn is not None, store, runner, progress, group_key, max_batch)
+        return _run(items, fn, batch_fn is not None, store, runner, progress, group_key, max_batch, canonical)
     finally:
         if owned is not None:
             owned.close()
 
 
-def _run(items, fn, batched, store, runner, progress, group_key, max_batch) -> SweepSummary:
-    t0 = time.perf_counter()
+def _finished(store: ResultStore, canonical: Callable[[dict], dict] | None) -> set[str]:
+    """Keys of stored runs, and with ``canonical`` also the keys of their canonical forms."""
     done = store.finished_keys()
+    if canonical is None:
+        return done
+    for record in store.rows():
+        try:
+            done.add(config_key(canonical(record.config)))
+        except (ValueError, TypeError):  # a row of settings this version no longer accepts: its own key only
+            pass
+    return done
+
+
+def _run(items, fn, batched, store, runner, progress, group_key, max_batch, canonical) -> SweepSummary:
+    t0 = time.perf_counter()
+    done = _finished(store, canonical)
     pending = [(key, config) for key, config in items.items() if key not in done]
     skipped = [len(items) - len(pending)]
     failures: list[Failure] = []

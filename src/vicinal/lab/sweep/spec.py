@@ -29,6 +29,7 @@ The same spec can be given, or edited, from the command line with dotted
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import os
 import re
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..store import canonical_json
+from ..suggest import did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -153,12 +155,15 @@ def parse_sweep(data: Mapping[str, Any], source: str = "sweep") -> SweepSpec:
         raise TypeError(f"{source}: expected a dict of sweep settings, got {type(data).__name__}")
     unknown = sorted(set(data) - set(_TOP_LEVEL))
     if unknown:
-        raise ValueError(f"{source}: unknown top-level key(s) {unknown}; expected some of {list(_TOP_LEVEL)}")
+        hints = "".join(did_you_mean(key, _TOP_LEVEL) for key in unknown)
+        raise ValueError(f"{source}: unknown top-level key(s) {unknown}{hints}; expected some of {list(_TOP_LEVEL)} "
+                         f"(run settings go in [base] or [grid])")
     name = data.get("name", "")
     if not isinstance(name, str):
         raise ValueError(f"{source}: 'name' must be a string, got {name!r}")
     if "seeds" not in data:
-        raise ValueError(f"{source}: missing 'seeds' (a positive int, or a list of ints)")
+        raise ValueError(f"{source}: missing 'seeds' (a positive int, or a list of ints; e.g. seeds = 5, or "
+                         f"--set seeds=5)")
     seeds = _parse_seeds(data["seeds"], source)
     base, grid = _table(data, "base", source), _table(data, "grid", source)
     for key, values in grid.items():
@@ -179,7 +184,7 @@ def parse_sweep(data: Mapping[str, Any], source: str = "sweep") -> SweepSpec:
         where = f"methods.{method}"
         if method not in method_values:
             raise ValueError(
-                f"{source}: '{where}' is given but method {method!r} is not swept; "
+                f"{source}: '{where}' is given but method {method!r}{_method_hint(method)} is not swept; "
                 f"the 'method' values in [base]/[grid] are {method_values!r}"
             )
         if not isinstance(table, dict):
@@ -190,6 +195,12 @@ def parse_sweep(data: Mapping[str, Any], source: str = "sweep") -> SweepSpec:
             if isinstance(value, list) and not value:
                 raise ValueError(f"{source}: '{where}.{key}' is an empty list; expected at least one value")
     return SweepSpec(name=name, seeds=seeds, base=dict(base), grid=dict(grid), methods=dict(methods))
+
+
+def _method_hint(method: str) -> str:
+    from ..config import METHODS
+
+    return "" if method in METHODS else did_you_mean(method, METHODS)
 
 
 def load_sweep(path: str | os.PathLike, overrides: Sequence[str] = ()) -> SweepSpec:
@@ -223,11 +234,14 @@ def load_sweep(path: str | os.PathLike, overrides: Sequence[str] = ()) -> SweepS
     return parse_sweep(apply_overrides(data, overrides), source=str(path))
 
 
-_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+# Anything that does not open a TOML list, table or string is taken as text: bare words (mixup), paths
+# (/data/cifar, ~/data, C:\\data), text with spaces once the shell removed its quotes.
+_BARE_TEXT = re.compile(r"[^\[{\"'\s][^\[\]{}\"'#]*\Z")
 
 
 def parse_value(text: str, item: str) -> Any:
-    """Parse one override value: TOML (``1``, ``0.5``, ``true``, ``[1, 2]``), a bare word, or ``a,b,c``.
+    """Parse one override value: TOML (``1``, ``0.5``, ``true``, ``[1, 2]``), ``a,b,c``, or bare text
+    (a word such as ``mixup`` or a path such as ``/data/cifar``, no TOML quotes needed).
 
     ``item`` is the whole ``key=value`` text, quoted in error messages.
     """
@@ -238,11 +252,11 @@ def parse_value(text: str, item: str) -> Any:
         pass
     if "," in text and not text.startswith(("[", "{", '"', "'")):
         return [parse_value(part, item) for part in text.split(",")]
-    if _BARE_WORD.match(text):
-        return text  # so that method=mixup works without shell-quoted TOML quotes
+    if _BARE_TEXT.match(text):
+        return text  # method=mixup, root=/data/cifar: no shell-quoted TOML quotes needed
     raise ValueError(
         f"cannot parse the value {text!r} in override {item!r}: expected a TOML value "
-        f'(1, 0.5, true, "text", [1, 2]), a bare word, or comma-separated values'
+        f'(1, 0.5, true, "text", [1, 2]), bare text (mixup, /data/cifar), or comma-separated values'
     )
 
 
@@ -250,7 +264,8 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict:
     """Return a copy of a TOML-shaped sweep dict with ``key=value`` edits applied.
 
     Keys are dotted paths: ``seeds``, ``name``, ``base.KEY``, ``grid.KEY``,
-    ``methods.METHOD.KEY``.  Values are TOML (``0.5``, ``true``, ``"a b"``,
+    ``methods.METHOD.KEY``, or a bare run setting (``epochs=20``,
+    ``model_params.widths=[64]``), which means ``base.KEY`` as in ``vicinal compare --set``.  Values are TOML (``0.5``, ``true``, ``"a b"``,
     ``[1, 2]``), bare words (``mixup``), or comma lists (``0.5,1`` is ``[0.5, 1]``).
     Setting ``base.KEY`` removes ``grid.KEY`` and vice versa, so an override can
     fix a swept setting or sweep a fixed one.
@@ -278,19 +293,9 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict:
         if not isinstance(item, str) or "=" not in item:
             raise ValueError(f"override {item!r} must look like key=value (e.g. grid.alpha=0.5,1)")
         path, text = item.split("=", 1)
-        parts = path.strip().split(".")
+        parts = _override_path(path.strip().split("."), item)
         value = parse_value(text, item)
-        shape_ok = (
-            (len(parts) == 1 and parts[0] in ("name", "seeds"))
-            or (len(parts) == 2 and parts[0] in ("base", "grid"))
-            or (len(parts) == 3 and parts[0] == "methods")
-        )
-        if not shape_ok or not all(parts):
-            raise ValueError(
-                f"override {item!r}: unknown key {path!r}; expected seeds, name, base.KEY, "
-                f"grid.KEY or methods.METHOD.KEY"
-            )
-        if parts[0] in ("base", "grid"):
+        if parts[0] in ("base", "grid") and len(parts) == 2:
             for table in ("base", "grid"):
                 out.get(table, {}).pop(parts[1], None)
         target = out
@@ -300,6 +305,29 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict:
                 raise ValueError(f"override {item!r}: {part!r} is not a table in the sweep")
         target[parts[-1]] = value
     return out
+
+
+def _override_path(parts: list[str], item: str) -> list[str]:
+    """The dotted path of an override inside the sweep dict; a bare run setting (``epochs=20``, as
+    ``vicinal compare --set`` takes it) means ``base.epochs``."""
+    from ..config import RunConfig  # the run settings, for bare keys and did-you-mean hints
+
+    settings = [f.name for f in dataclasses.fields(RunConfig)]
+    if not all(parts):
+        raise ValueError(f"override {item!r}: empty part in the key {'.'.join(parts)!r}")
+    if len(parts) == 1 and parts[0] in ("name", "seeds"):
+        return parts
+    if parts[0] in ("base", "grid") and len(parts) >= 2:
+        return parts
+    if parts[0] == "methods" and len(parts) >= 3:
+        return parts
+    if parts[0] in settings:
+        return ["base", *parts]
+    hint = did_you_mean(parts[0], [*settings, "name", "seeds", "base", "grid", "methods"])
+    raise ValueError(
+        f"override {item!r}: unknown key {'.'.join(parts)!r}{hint}; expected a run setting (epochs=20, "
+        f"model_params.widths=[64,64]), seeds, name, base.KEY, grid.KEY or methods.METHOD.KEY"
+    )
 
 
 def spec_from_overrides(overrides: Sequence[str], spec: SweepSpec | None = None) -> SweepSpec:
