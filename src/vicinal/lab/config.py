@@ -98,8 +98,6 @@ class RunConfig:
         check_nonnegative_float("quantile", self.quantile)
         if not 0 < self.quantile <= 1:
             raise ValueError(f"quantile must be in (0, 1], got {self.quantile!r}; for plain training use eps = 0")
-        if not isinstance(self.relative, bool):
-            raise TypeError(f"relative must be true or false, got {self.relative!r}")
         check_int("k", self.k, minimum=1)
         check_positive_float("lr", self.lr)
         check_nonnegative_float("momentum", self.momentum)
