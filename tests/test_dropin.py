@@ -218,7 +218,7 @@ def _step(mixer, model, generator, x, y):
     return vicinal.mixup_loss(model(batch.inputs), batch, check_targets=False)
 
 
-@pytest.mark.parametrize("name", ["Mixup", "LocalMixup"])
+@pytest.mark.parametrize("name", ["Mixup", "LocalMixup", "CutMix"])
 def test_torch_compile_of_the_model_and_of_a_whole_step(name):
     """The model compiled and mixing outside it; and a whole step with the mixer inside ``torch.compile``
     (AOTAutograd on the CPU; inductor would add a C++ build, the same graphs). Same numbers as eager, and
@@ -239,3 +239,13 @@ def test_torch_compile_of_the_model_and_of_a_whole_step(name):
     explained = torch._dynamo.explain(lambda a, b: _step(mixer, model, torch.Generator().manual_seed(0), a, b))(x, y)
     places = {(r.user_stack[-1].filename.rsplit("/", 1)[-1]) for r in explained.break_reasons if r.user_stack}
     assert places <= {"lam.py", "pairing.py"}, [r.reason for r in explained.break_reasons]
+
+
+def test_batched_trainer_refuses_mixers_it_cannot_replicate():
+    from types import SimpleNamespace
+
+    from vicinal.lab.ensemble.draws import _Draws
+    for mixer in (vicinal.CutMix(num_classes=C), vicinal.Mixup(num_classes=C, label_smoothing=0.1),
+                  vicinal.Mixup(num_classes=C, prob=0.5)):
+        with pytest.raises(ValueError, match="batched trainer replicates linear mixing"):
+            _Draws([SimpleNamespace(mixer=mixer, config=None)], torch.tensor([4]), torch.float32)

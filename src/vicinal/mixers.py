@@ -222,7 +222,7 @@ class Mixer:
             use_cutmix = torch.full((n,), self.interpolation == "cutmix")
             lam_cutmix = lam
         mixing = draw_uniforms(n, generator) < self.prob if self.prob < 1 else torch.ones(n, dtype=torch.bool)
-        gated = not bool(mixing.all())
+        gated = self.prob < 1 and not bool(mixing.all())  # no value read (graph break) when prob is off
         # An unmixed sample has lambda 1 (an empty box for CutMix) and, within the batch, itself as partner.
         lam = torch.where(mixing, lam, 1.0)
         lam_cutmix = torch.where(mixing, lam_cutmix, 1.0)
