@@ -360,7 +360,7 @@ class CutMix(Mixer):
     exact share of the image left, :math:`1 - |\text{box}| / (H W)`, which also weights the targets.
     With ``lam_mode="sample"`` every sample gets its own lambda and box. Other pairings and graphs:
     ``Mixer(pairing=OptimalTransportPairing(k), graph=..., interpolation="cutmix")`` (distances between
-    whole images).
+    whole images). ``batch.mix(h)`` mixes other tensors (hidden features) linearly with the area lambda.
 
     Example
     -------
