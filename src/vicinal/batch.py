@@ -49,7 +49,8 @@ class MixedBatch:
     targets : Tensor (B, C) or (B,) / (B, d)
         Mixed dense targets (soft class probabilities, or regression targets).
     lam : Tensor (B,)
-        Mixing coefficient of each sample (all equal for one lambda per batch).
+        Mixing coefficient of each sample (all equal for one lambda per batch); for CutMix the share
+        of the image left to the sample, which also weights its target.
     partner : LongTensor (B,)
         Index of each sample's partner, in the batch itself or in the partner batch.
     weights : Tensor (B,) or None

@@ -77,7 +77,9 @@ class Mixer:
         1 - s + s / C on it). Needs ``num_classes``.
     prob : float in [0, 1]
         Probability of mixing a batch (a sample with ``lam_mode="sample"``); otherwise it comes back
-        unmixed: lambda 1, partner itself, targets only smoothed.
+        unmixed: lambda 1, partner itself, targets only smoothed. With a locality graph an unmixed
+        sample weighs :math:`W[i, i]` (uniform sampling, pair weights), or keeps :math:`s_i / B`
+        (weighted sampling, whose weight does not depend on the partner drawn).
     cutmix_alpha : float, optional
         With ``interpolation="linear"``: switch each batch (sample) to CutMix with lambda from
         Beta(cutmix_alpha, cutmix_alpha) with probability ``switch_prob`` (timm's Mixup with both
