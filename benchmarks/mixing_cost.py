@@ -52,7 +52,20 @@ def presets(ks: tuple[int, ...], *, eps: float, n_neighbors: int = 8, decay: flo
                 graph=graph, sampling=sampling, num_classes=NUM_CLASSES)
     for k in ks:
         mixers[f"KMixup(k={k})"] = vicinal.KMixup(k=k, num_classes=NUM_CLASSES)
+    mixers.update(cutmix_presets())
     return mixers
+
+
+#: timm's ImageNet recipe (DeiT / ResNet strikes back): Mixup 0.8, CutMix 1.0, switch 0.5, smoothing 0.1.
+TIMM_RECIPE = dict(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=NUM_CLASSES)
+
+
+def cutmix_presets() -> dict[str, vicinal.Mixer]:
+    """CutMix per batch and per sample, and timm's recipe through ``from_timm`` in "batch" and "elem" modes."""
+    return {"CutMix": vicinal.CutMix(num_classes=NUM_CLASSES),
+            "CutMix(lam_mode=sample)": vicinal.CutMix(num_classes=NUM_CLASSES, lam_mode="sample"),
+            "from_timm(recipe)": vicinal.from_timm(**TIMM_RECIPE),
+            "from_timm(recipe, mode=elem)": vicinal.from_timm(mode="elem", **TIMM_RECIPE)}
 
 
 def resnet_step_fn(x: torch.Tensor, y: torch.Tensor, *, width: int = 64, seed: int = 0):
@@ -134,6 +147,7 @@ def run_mixing_cost(*, batch_size: int = 128, ks: tuple[int, ...] = (2, 4, 8, 16
             seconds[f"KMixup(k={TARGET_K}, two batches)"], seconds[base_name]),
         f"{k_name} / Mixup": paired_ratio(seconds[k_name], seconds["Mixup"]),
     }
+    ratios.update({f"{name} / Mixup": paired_ratio(seconds[name], seconds["Mixup"]) for name in cutmix_presets()})
     step_share = {}
     if resnet_width:
         step = median(seconds["ResNet step"])

@@ -44,7 +44,9 @@ def test_time_interleaved_spreads_slow_cases_and_keeps_both_clocks():
 def test_mixing_cost_record():
     result = mixing_cost.run_mixing_cost(batch_size=64, ks=(2,), rounds=1, resnet_width=2, resnet_repeats=1)
     names = set(result["median_ms"]["cpu"])
-    assert {"Mixup", "KMixup(k=2)", "KMixup(k=32)", "Fig5 baseline(k=32)", "ResNet step"} <= names
+    assert {"Mixup", "KMixup(k=2)", "KMixup(k=32)", "Fig5 baseline(k=32)", "ResNet step", "CutMix",
+            "from_timm(recipe)"} <= names
+    assert {"CutMix / Mixup", "from_timm(recipe) / Mixup"} <= set(result["ratios"])
     assert sum(name.startswith("LocalMixup") for name in names) == 6
     assert all(math.isfinite(r) and r > 0 for r in result["ratios"].values())
     assert all(isinstance(met, bool) for met in result["targets"].values())

@@ -104,6 +104,12 @@ def test_readme_examples_run():
     scope = dict(loader=DataLoader(dataset, batch_size=16), dataset=dataset, model=model, DataLoader=DataLoader,
                  optimizer=torch.optim.SGD(model.parameters(), lr=0.1), train_loader=DataLoader(dataset, batch_size=16),
                  x_test=x[:8], y_test=y[:8])
+    images = torch.randn(32, 3, 8, 8).to(memory_format=torch.channels_last)
+    image_labels = torch.randint(0, 10, (32,), dtype=torch.int32)
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 10))
+    scope.update(image_loader=DataLoader(TensorDataset(images, image_labels), batch_size=16), cnn=cnn,
+                 cnn_optimizer=torch.optim.SGD(cnn.parameters(), lr=0.1),
+                 dict_dataset=[{"image": im, "label": int(lab)} for im, lab in zip(images, image_labels)])
     for block in blocks:
         exec(compile(block.replace("num_workers=2", "num_workers=0"), "README", "exec"), scope)
 

@@ -14,16 +14,17 @@ from .eps import calibrate_eps
 from .graphs import KNN, Exponential, LocalityGraph, NoPairsKeptWarning, Threshold, pairwise_distances
 from .lam import sample_lam
 from .losses import mixup_loss, reduce_weighted, soft_cross_entropy, squared_error
-from .mixers import KMixup, LocalMixup, Mixer, Mixup
+from .mixers import CutMix, KMixup, LocalMixup, Mixer, Mixup
 from .moments import theta_bar, truncated_beta_variance
 from .pairing import GraphPairing, OptimalTransportPairing, RandomPairing, UniformPairing
 from .rescale import RescaledPredictor, TrainingStats, fit_stats, modified_data
 from .targets import dense_targets
+from .timm_args import from_timm
 
 __version__ = "0.2.0"
 
 __all__ = [
-    "KMixup", "LocalMixup", "Mixer", "Mixup", "MixedBatch", "MixCollate",
+    "KMixup", "LocalMixup", "Mixer", "Mixup", "CutMix", "from_timm", "MixedBatch", "MixCollate",
     "KNN", "Exponential", "LocalityGraph", "Threshold", "pairwise_distances", "NoPairsKeptWarning", "calibrate_eps",
     "GraphPairing", "OptimalTransportPairing", "RandomPairing", "UniformPairing",
     "sample_lam", "interpolate", "dense_targets",

@@ -29,6 +29,16 @@ def check_nonnegative_float(name: str, value: Any) -> float:
     return value
 
 
+def check_fraction(name: str, value: Any, *, closed: bool = True) -> float:
+    """Return ``value`` as a float in [0, 1] (``closed=False``: [0, 1)), else raise naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not (0.0 <= value <= 1.0) or (not closed and value == 1.0):
+        raise ValueError(f"{name} must lie in [0, 1{']' if closed else ')'}, got {value!r}")
+    return value
+
+
 def check_int(name: str, value: Any, *, minimum: int) -> int:
     """Return ``value`` if it is an integer >= ``minimum``, else raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

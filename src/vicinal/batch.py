@@ -13,10 +13,29 @@ def interpolate(values: torch.Tensor, partner_values: torch.Tensor, lam: torch.T
 
     Computed with ``torch.lerp`` so that a sample mixed with an identical partner, or with
     lambda = 1, comes back bit for bit (the exact limits of the papers hold exactly).
-    ``lam`` has shape (B,) and is broadcast over the trailing dimensions of ``values``.
+    ``lam`` has shape (B,) and is broadcast over the trailing dimensions of ``values``. The result has
+    the memory format of ``values`` (channels_last in, channels_last out; see :func:`like_format`).
     """
     weight = lam.to(values.dtype).reshape((-1,) + (1,) * (values.ndim - 1))
-    return torch.lerp(partner_values, values, weight)
+    return torch.lerp(like_format(partner_values, values), values, weight)
+
+
+def memory_format_of(values: torch.Tensor) -> torch.memory_format:
+    """``torch.channels_last`` (4-D) or ``torch.channels_last_3d`` (5-D) when ``values`` is laid out so and not
+    also plain contiguous, else ``torch.contiguous_format``."""
+    if values.ndim == 4 and not values.is_contiguous() and values.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    if values.ndim == 5 and not values.is_contiguous() and values.is_contiguous(memory_format=torch.channels_last_3d):
+        return torch.channels_last_3d
+    return torch.contiguous_format
+
+
+def like_format(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``values`` in the memory format of ``like``: a gathered partner batch (``index_select``) comes back
+    NCHW, and an elementwise op on an NCHW and a channels_last operand would return NCHW, a silent slowdown
+    for every channels_last convolutional model. No copy when ``like`` is plain contiguous."""
+    fmt = memory_format_of(like)
+    return values if fmt is torch.contiguous_format else values.contiguous(memory_format=fmt)
 
 
 @dataclass
@@ -34,7 +53,8 @@ class MixedBatch:
     targets : Tensor (B, C) or (B,) / (B, d)
         Mixed dense targets (soft class probabilities, or regression targets).
     lam : Tensor (B,)
-        Mixing coefficient of each sample (all equal for one lambda per batch).
+        Mixing coefficient of each sample (all equal for one lambda per batch); for CutMix the share
+        of the image left to the sample, which also weights its target.
     partner : LongTensor (B,)
         Index of each sample's partner, in the batch itself or in the partner batch.
     weights : Tensor (B,) or None
@@ -76,6 +96,15 @@ class MixedBatch:
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
+
+    def __iter__(self):
+        """``inputs, targets = mixer(x, y)``, as with timm's and torchvision's mixers.
+
+        The unpacked pair drops ``weights``: right for Mixup, k-Mixup and CutMix (no weights), wrong for
+        locality graphs (Local Mixup, eq. 2), whose loss must weight each sample: keep the batch and call
+        :func:`vicinal.mixup_loss` on it there. ``len(batch)`` stays the number of samples.
+        """
+        return iter((self.inputs, self.targets))
 
 
 def _device_of(args: tuple, kwargs: dict, like: torch.Tensor) -> torch.device:

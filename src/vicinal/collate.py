@@ -19,6 +19,30 @@ from .mixers import Mixer
 from .seeding import derive_seed, distributed_rank, rank_seed
 
 
+INPUT_KEYS = ("image", "images", "img", "input", "inputs", "x", "pixel_values")
+LABEL_KEYS = ("label", "labels", "target", "targets", "y", "class")
+
+
+def _find_key(batch: dict, candidates: tuple[str, ...], what: str):
+    lowered = {str(key).lower(): key for key in batch}
+    for name in candidates:
+        if name in lowered:
+            return batch[lowered[name]]
+    raise ValueError(f"MixCollate found no {what} in a batch with keys {sorted(map(str, batch))}: expected one of "
+                     f"{', '.join(candidates)}; pass labels_getter=lambda batch: (batch[...], batch[...])")
+
+
+def default_inputs_and_labels(collated: Any) -> tuple:
+    """``(inputs, labels)`` of a collated batch: the first two entries of a tuple / list (``(x, y)`` or
+    ``(x, y, index)`` samples), or the input and label entries of a dict (:data:`INPUT_KEYS`, :data:`LABEL_KEYS`)."""
+    if isinstance(collated, dict):
+        return _find_key(collated, INPUT_KEYS, "inputs"), _find_key(collated, LABEL_KEYS, "labels")
+    if isinstance(collated, (tuple, list)) and len(collated) >= 2:
+        return collated[0], collated[1]
+    raise ValueError(f"MixCollate expects samples of (input, label, ...) or dicts with an input and a label entry, "
+                     f"got a collated {type(collated).__name__}; pass labels_getter= or collate_fn=")
+
+
 class MixCollate:
     """A picklable ``collate_fn`` that stacks samples, then mixes them: returns a :class:`MixedBatch`.
 
@@ -39,24 +63,38 @@ class MixCollate:
     seed : int, optional
         Base seed of the mixing randomness.
     collate_fn : callable
-        How to stack a list of samples into ``(inputs, labels)`` (default ``default_collate``).
+        How to stack a list of samples (default ``default_collate``).
+    labels_getter : "default" or callable
+        How to find ``(inputs, labels)`` in the collated batch (torchvision v2's ``labels_getter``,
+        extended to the inputs). "default": a tuple / list gives its first two entries, so
+        ``(x, y, index)`` samples work (the other entries are dropped); a dict gives the entries under
+        the first key of :data:`INPUT_KEYS` and of :data:`LABEL_KEYS` it holds (case-insensitive). A
+        callable maps the collated batch to ``(inputs, labels)``, e.g. ``lambda b: (b["img"], b["cls"])``.
     """
 
     def __init__(self, mixer: Mixer, *, seed: int | None = None,
-                 collate_fn: Callable[[list], Any] = default_collate):
+                 collate_fn: Callable[[list], Any] = default_collate,
+                 labels_getter: str | Callable[[Any], tuple] = "default"):
         if not isinstance(mixer, Mixer):
             raise TypeError(f"mixer must be a vicinal Mixer (Mixup, LocalMixup, KMixup, ...), got {type(mixer).__name__}")
         self.mixer = mixer
         self.seed = None if seed is None else check_int("seed", seed, minimum=0)
         self.collate_fn = collate_fn
+        if labels_getter != "default" and not callable(labels_getter):
+            raise TypeError(f"labels_getter must be 'default' or a callable batch -> (inputs, labels), got {labels_getter!r}")
+        self.labels_getter = labels_getter
         self._generator: torch.Generator | None = None
         self._generator_key: tuple | None = None
 
     def __call__(self, samples: list) -> MixedBatch:
         collated = self.collate_fn(samples)
-        if not isinstance(collated, (tuple, list)) or len(collated) != 2:
-            raise ValueError("MixCollate expects samples of (input, label); pass collate_fn= to build (inputs, labels)")
-        inputs, labels = collated
+        if self.labels_getter == "default":
+            inputs, labels = default_inputs_and_labels(collated)
+        else:
+            found = self.labels_getter(collated)
+            if not isinstance(found, (tuple, list)) or len(found) != 2:
+                raise ValueError(f"labels_getter must return (inputs, labels), got {type(found).__name__}")
+            inputs, labels = found
         return self.mixer(inputs, labels, generator=self._current_generator())
 
     def _current_generator(self) -> torch.Generator | None:

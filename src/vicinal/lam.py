@@ -36,6 +36,13 @@ def lam_from_uniforms(u: torch.Tensor, alpha: float | torch.Tensor,
     return torch.from_numpy(np.ascontiguousarray(lam, dtype=np.float64))
 
 
+def draw_uniforms(n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """``n`` float64 uniforms in [0, 1) from ``generator`` on its device (CPU when None): the one primitive every
+    mixer draw goes through (randomness protocol 2, see docs/ARCHITECTURE.md)."""
+    draw_device = generator.device if generator is not None else torch.device("cpu")
+    return torch.rand(n, dtype=torch.float64, generator=generator, device=draw_device)
+
+
 def sample_lam(
     batch_size: int,
     alpha: float,
@@ -86,7 +93,7 @@ def sample_lam(
     generator = check_generator(generator)
     draw_device = generator.device if generator is not None else torch.device("cpu")
     n = batch_size if lam_mode == "sample" else 1
-    lam = lam_from_uniforms(torch.rand(n, dtype=torch.float64, generator=generator, device=draw_device), alpha, truncate)
+    lam = lam_from_uniforms(draw_uniforms(n, generator), alpha, truncate)
     if n == 1:
         lam = lam.expand(batch_size)
     return lam.to(device=device or draw_device, dtype=dtype).contiguous()

@@ -75,7 +75,7 @@ def reduce_weighted(per_sample: torch.Tensor, weights: torch.Tensor | None, redu
 
 
 def mixup_loss(outputs: torch.Tensor, batch: MixedBatch, *, loss: LossName = "cross_entropy",
-               reduction: str = "mean") -> torch.Tensor:
+               reduction: str = "mean", check_targets: bool = True) -> torch.Tensor:
     """Loss of a model's outputs on a :class:`MixedBatch`, weighted by ``batch.weights``.
 
     Baena et al. 2022, eq. (2) (weighted virtual samples); Zhang et al. 2018 (soft targets).
@@ -90,6 +90,9 @@ def mixup_loss(outputs: torch.Tensor, batch: MixedBatch, *, loss: LossName = "cr
         A callable takes ``(outputs, targets)`` and returns per-sample losses of shape (B,).
     reduction : {"mean", "normalized", "sum", "none"}
         See the module docstring; "mean" is eq. (2) scaled by 1/B.
+    check_targets : bool
+        Check that cross-entropy targets are probability vectors. ``False`` skips it (it reads tensor
+        values: a synchronisation on CUDA and a graph break under ``torch.compile``).
     """
     if not isinstance(batch, MixedBatch):
         raise TypeError(f"batch must be the MixedBatch a mixer returned, got {type(batch).__name__}")
@@ -99,7 +102,8 @@ def mixup_loss(outputs: torch.Tensor, batch: MixedBatch, *, loss: LossName = "cr
         if not isinstance(per_sample, torch.Tensor) or per_sample.shape != (outputs.shape[0],):
             raise ValueError(f"a loss callable must return per-sample losses of shape ({outputs.shape[0]},)")
     elif check_choice("loss", loss, LOSSES) == "cross_entropy":
-        _check_probability_targets(batch.targets)
+        if check_targets:
+            _check_probability_targets(batch.targets)
         per_sample = soft_cross_entropy(outputs, batch.targets.to(outputs.dtype))
     else:
         per_sample = squared_error(outputs, batch.targets.to(outputs.dtype))

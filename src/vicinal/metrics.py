@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ._checks import check_int
+from .targets import as_label_tensor
 
 PROBABILITY_TOLERANCE = 1e-4
 
@@ -66,8 +67,7 @@ def _check_probability_rows(values: torch.Tensor, what: str, hint: str = "") -> 
 def _dense_targets(targets: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """Validate index (N,) or dense (N, C) targets and return float64 (N, C) target distributions."""
     n, c = shape
-    if not isinstance(targets, torch.Tensor):
-        raise TypeError(f"targets must be a torch.Tensor, got {type(targets).__name__}")
+    targets = as_label_tensor(targets, "targets")
     if targets.ndim == 1 and not targets.is_floating_point() and targets.dtype != torch.bool:
         if targets.shape[0] != n:
             raise ValueError(f"targets hold {targets.shape[0]} labels but predictions hold {n} rows")

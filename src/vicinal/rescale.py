@@ -21,12 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
 from . import moments
 from ._checks import check_choice, check_inputs, check_int
-from .targets import dense_targets
+from .targets import as_label_tensor, dense_targets
 
 SPACES = ("logits", "probabilities")
 
@@ -53,7 +54,8 @@ class TrainingStats:
 
 def _batches(data: Any, batch_size: int) -> Iterable:
     """Yield (x, y) batches from a tensor pair, a Dataset, a DataLoader or an iterable of batches."""
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+    if (isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], torch.Tensor)
+            and isinstance(data[1], (torch.Tensor, np.ndarray))):  # numpy labels are wrapped by dense_targets
         return [tuple(data)]
     if isinstance(data, torch.utils.data.Dataset):  # single samples: let the default collate batch them
         return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False)
@@ -182,7 +184,8 @@ def modified_data(x: torch.Tensor, y: torch.Tensor, *, stats: TrainingStats, alp
     if x.shape[1:] != stats.x_mean.shape:
         raise ValueError(f"x has per-sample shape {tuple(x.shape[1:])} but stats.x_mean has shape "
                          f"{tuple(stats.x_mean.shape)}")
-    index_labels = isinstance(y, torch.Tensor) and y.ndim == 1 and not y.is_floating_point()
+    y = as_label_tensor(y, "y")
+    index_labels = y.ndim == 1 and not y.is_floating_point()
     num_classes = stats.y_mean.shape[0] if index_labels and stats.y_mean.ndim == 1 else None
     targets = dense_targets(y, x.shape[0], num_classes=num_classes, dtype=x.dtype)
     if targets.shape[1:] != stats.y_mean.shape:

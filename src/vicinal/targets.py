@@ -2,13 +2,53 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 
 from ._checks import check_int
 
 
+def as_label_tensor(labels: Any, name: str = "labels") -> torch.Tensor:
+    """``labels`` as a tensor: numpy arrays (what numpy-backed datasets hand over) are wrapped without a copy.
+
+    An integration convenience with no paper. Any other type than a tensor or a numpy array raises a
+    TypeError naming it.
+    """
+    if isinstance(labels, torch.Tensor):
+        return labels
+    if isinstance(labels, np.ndarray):
+        if labels.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold integers or real numbers, got a numpy array of dtype {labels.dtype}")
+        return torch.from_numpy(np.ascontiguousarray(labels))
+    raise TypeError(f"{name} must be a torch.Tensor or a numpy array, got {type(labels).__name__}")
+
+
+def one_hot(indices: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """One-hot rows (B, C) of class indices of any integer dtype (int8/16/32/64, uint8), built by a scatter.
+
+    ``torch.nn.functional.one_hot`` takes int64 only and reads the labels' values (a graph break under
+    ``torch.compile``); the scatter does neither. The caller checks the range.
+    """
+    out = torch.zeros(indices.shape[0], num_classes, dtype=dtype, device=indices.device)
+    return out.scatter_(1, indices.long().unsqueeze(1), 1)
+
+
+def smooth_targets(targets: torch.Tensor, smoothing: float) -> torch.Tensor:
+    r"""Label smoothing of class targets (B, C): :math:`(1 - s)\,t + s / C`.
+
+    Szegedy et al. 2016, Sec. 7 (label-smoothing regularisation) with timm's convention: a one-hot
+    row becomes :math:`s / C` off the label and :math:`1 - s + s / C` on it. ``smoothing = 0`` returns
+    ``targets`` itself (no arithmetic, so the batch stays bit for bit the same).
+    """
+    if smoothing == 0:
+        return targets
+    return targets * (1.0 - smoothing) + smoothing / targets.shape[1]
+
+
 def dense_targets(labels: torch.Tensor, batch_size: int, *, num_classes: int | None,
-                  dtype: torch.dtype) -> torch.Tensor:
+                  dtype: torch.dtype, check_values: bool = True) -> torch.Tensor:
     """Validate ``labels`` and return dense float targets that mix linearly.
 
     Zhang et al. 2018: mixup interpolates one-hot targets. Accepted forms:
@@ -20,9 +60,11 @@ def dense_targets(labels: torch.Tensor, batch_size: int, *, num_classes: int | N
 
     Floating (B,) labels are regression targets; with ``num_classes`` set they are refused, since
     they are most likely class indices stored as floats (convert with ``labels.long()``).
+    Class indices may have any integer dtype (int8/16/32/64, uint8) and labels may be numpy arrays.
+    ``check_values=False`` skips the checks that read label values (range, NaN), the Python branches
+    ``torch.compile`` breaks its graph on.
     """
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+    labels = as_label_tensor(labels)
     if labels.ndim == 0 or labels.ndim > 2:
         raise ValueError(
             f"labels must have shape (B,) (class indices or regression) or (B, C) (dense targets), "
@@ -37,7 +79,7 @@ def dense_targets(labels: torch.Tensor, batch_size: int, *, num_classes: int | N
     if labels.dtype == torch.bool:
         labels = labels.long()
     if labels.is_floating_point():
-        if not bool(torch.isfinite(labels).all()):
+        if check_values and not bool(torch.isfinite(labels).all()):
             raise ValueError("labels contain NaN or Inf values")
         if labels.ndim == 1 and num_classes is not None:
             raise TypeError(
@@ -57,8 +99,9 @@ def dense_targets(labels: torch.Tensor, batch_size: int, *, num_classes: int | N
         raise ValueError(
             "integer class-index labels of shape (B,) need num_classes, e.g. Mixup(alpha=1.0, num_classes=10)"
         )
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0 or high >= num_classes:
-        bad = low if low < 0 else high
-        raise ValueError(f"label {bad} is outside [0, {num_classes}) (num_classes={num_classes})")
-    return torch.nn.functional.one_hot(labels, num_classes).to(dtype)
+    if check_values:
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"label {bad} is outside [0, {num_classes}) (num_classes={num_classes})")
+    return one_hot(labels, num_classes, dtype)

@@ -33,6 +33,10 @@ class _Draws:
 
     def __init__(self, members: list[_Member], batch_sizes: torch.Tensor, dtype: torch.dtype):
         self.members, self.batch_sizes, self.dtype = members, batch_sizes, dtype
+        for m in members:  # the draws below replicate plain linear mixing only (randomness protocol 2)
+            if m.mixer is not None and (m.mixer.may_cutmix or m.mixer.label_smoothing or m.mixer.prob < 1):
+                raise ValueError(f"the batched trainer replicates linear mixing without label smoothing or prob, "
+                                 f"got {m.mixer!r}; train this run with trainer.train")
         configs = [m.config for m in members]
         self.mixes = torch.tensor([c.method in MIXING_METHODS for c in configs])
         self.per_sample = torch.tensor([m.mixer is not None and m.mixer.lam_mode == "sample" for m in members])
