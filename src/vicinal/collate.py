@@ -47,11 +47,15 @@ class MixCollate:
             raise TypeError(f"mixer must be a vicinal Mixer (Mixup, LocalMixup, KMixup, ...), got {type(mixer).__name__}")
         self.mixer = mixer
         self.seed = None if seed is None else check_int("seed", seed, minimum=0)
+        if not callable(collate_fn):
+            raise TypeError(f"collate_fn must be a callable that stacks a list of samples, got {type(collate_fn).__name__}")
         self.collate_fn = collate_fn
         self._generator: torch.Generator | None = None
         self._generator_key: tuple | None = None
 
     def __call__(self, samples: list) -> MixedBatch:
+        if len(samples) == 0:
+            raise ValueError("MixCollate got an empty list of samples: nothing to mix")
         collated = self.collate_fn(samples)
         if not isinstance(collated, (tuple, list)) or len(collated) != 2:
             raise ValueError("MixCollate expects samples of (input, label); pass collate_fn= to build (inputs, labels)")

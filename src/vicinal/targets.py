@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_int
+from ._checks import check_float_dtype, check_int
 
 
 def dense_targets(labels: torch.Tensor, batch_size: int, *, num_classes: int | None,
@@ -34,6 +34,7 @@ def dense_targets(labels: torch.Tensor, batch_size: int, *, num_classes: int | N
         )
     if num_classes is not None:
         num_classes = check_int("num_classes", num_classes, minimum=1)
+    check_float_dtype("dtype", dtype)
     if labels.dtype == torch.bool:
         labels = labels.long()
     if labels.is_floating_point():
