@@ -163,7 +163,8 @@ def times_power_of_two(values: torch.Tensor, exponent: torch.Tensor, *, power: i
     for _ in range(power):  # one factor at a time: 2**(2e) itself can overflow where the product does not
         result = result * scale
     if result.dtype != torch.float64:
-        lost = (result == torch.inf) | ((result < torch.finfo(result.dtype).tiny) & (values > 0))
+        tiny = torch.finfo(result.dtype).tiny  # only what the scaling pushed out of range counts as lost
+        lost = (result == torch.inf) | ((result < tiny) & (values >= tiny))
         if bool(lost.any()):
             return times_power_of_two(values.double(), exponent, power=power)
     return result
