@@ -98,6 +98,13 @@ def _as_points(x) -> np.ndarray:
     return arr
 
 
+def _times_power_of_two(value: float, exponent: int) -> float:
+    """``value * 2**exponent``; inf, without a numpy warning, when the result is beyond float64 (squared
+    distances of data above 1e154)."""
+    with np.errstate(over="ignore"):
+        return float(np.ldexp(value, exponent))
+
+
 def _scaled(points: np.ndarray) -> tuple[np.ndarray, int]:
     """``(points / 2**e, e)`` with the largest centred |entry| about 1 (exact: a power of two), so squared
     distances of data around 1e200 or 1e-200 neither overflow nor underflow float64."""
@@ -161,7 +168,7 @@ def mean_squared_pair_distance(x, *, n_trials: int = 10_000, seed: int = 0) -> f
     float
     """
     points, exponent = _scaled(_as_points(x))
-    return float(np.ldexp(_mean_squared_pair_distance(points, n_trials, seed), 2 * exponent))
+    return _times_power_of_two(_mean_squared_pair_distance(points, n_trials, seed), 2 * exponent)
 
 
 def _mean_squared_pair_distance(points: np.ndarray, n_trials, seed) -> float:
@@ -212,7 +219,7 @@ def mean_squared_w2(x, *, k: int, n_trials: int = 10_000, seed: int = 0) -> floa
     float
     """
     points, exponent = _scaled(_as_points(x))
-    return float(np.ldexp(_mean_squared_w2(points, k, n_trials, seed), 2 * exponent))
+    return _times_power_of_two(_mean_squared_w2(points, k, n_trials, seed), 2 * exponent)
 
 
 def _mean_squared_w2(points: np.ndarray, k, n_trials, seed) -> float:
@@ -378,8 +385,8 @@ def calibrate_alpha(
         reachable=bool(reachable),
         alpha=alpha,
         k=k,
-        mean_sq_pair_distance=float(np.ldexp(xi_bar_1, 2 * exponent)),
-        mean_sq_w2=float(np.ldexp(xi_bar_k, 2 * exponent)),
+        mean_sq_pair_distance=_times_power_of_two(xi_bar_1, 2 * exponent),
+        mean_sq_w2=_times_power_of_two(xi_bar_k, 2 * exponent),
         n_steps=int(n_steps),
         method=method,
     )
