@@ -43,7 +43,7 @@ def test_alpha_validated_at_construction(factory, alpha, error, match):
     (lambda: v.LocalMixup(graph=None), TypeError, "graph must be a KNN, Threshold or Exponential"),
     (lambda: v.Mixer(pairing="random"), TypeError, "pairing must be"),
     (lambda: v.Mixer(pairing=v.GraphPairing()), ValueError, "pass graph="),
-    (lambda: v.Mixup(truncate="yes"), TypeError, "truncate must be a bool"),
+    (lambda: v.Mixup(truncate="yes"), TypeError, "truncate must be True or False"),
 ])
 def test_bad_arguments(make, error, match):
     with pytest.raises(error, match=match):
@@ -108,7 +108,7 @@ def test_kmixup_refuses_k_too_large_for_one_batch():
 
 def test_partner_batch_mismatch():
     x, y = torch.randn(6, 2), torch.zeros(6, dtype=torch.long)
-    with pytest.raises(ValueError, match="partner batch must have as many samples as the batch \\(6\\), got 5"):
+    with pytest.raises(ValueError, match="partner_batch must have as many samples as the batch \\(6\\), got 5"):
         v.KMixup(k=2, num_classes=1)(x, y, partner_batch=(torch.randn(5, 2), y[:5]))
     with pytest.raises(ValueError, match="sample shape"):
         v.KMixup(k=2, num_classes=1)(x, y, partner_batch=(torch.randn(6, 3), y))

@@ -234,5 +234,5 @@ def test_rejects_outputs_that_do_not_match_the_target_mean():
     predictor = RescaledPredictor(model, alpha=1.0, stats=wrong)
     with pytest.raises(ValueError, match=r"model outputs have per-sample shape \(3,\) but .* y_mean has shape \(5,\)"):
         predictor(x)
-    with pytest.raises(ValueError, match=r"inputs have per-sample shape \(3,\) but .* x_mean has shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"x has per-sample shape \(3,\) but .* x_mean has shape \(4,\)"):
         predictor(x[:, :3])

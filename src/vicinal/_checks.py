@@ -6,6 +6,7 @@ import math
 import numbers
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 
 
@@ -95,3 +96,65 @@ def check_generator(generator: Any) -> torch.Generator | None:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     return generator
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a real bool (numpy's too); anything else (``"false"``, 0, None) raises.
+
+    ``bool("false")`` is True: a flag read from a string or a number would silently mean the opposite.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} of type {type(value).__name__}")
+    return bool(value)
+
+
+def check_real(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a real number (bools and strings refused; NaN / Inf pass through)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    return float(value)
+
+
+def check_tensor(name: str, value: Any, *, floating: bool = False) -> torch.Tensor:
+    """Return ``value`` if it is a tensor (a floating one when ``floating``); say what to pass otherwise."""
+    if not isinstance(value, torch.Tensor):
+        hint = f"; for a model that returns a tuple pass the logits, e.g. {name}[0]" if isinstance(value, tuple) else ""
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}{hint}")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got dtype {value.dtype}; convert it with {name}.float()")
+    return value
+
+
+def check_float_dtype(name: str, dtype: Any) -> torch.dtype:
+    """Return ``dtype`` if it is a floating ``torch.dtype`` (an integer dtype would round every result to 0 or 1)."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating torch.dtype (e.g. torch.float32), got {dtype!r}")
+    return dtype
+
+
+def check_same_device(name: str, value: torch.Tensor, other_name: str, other: torch.Tensor) -> None:
+    """Raise ValueError naming both arguments when two tensors live on different devices."""
+    if value.device != other.device:
+        raise ValueError(
+            f"{name} is on {value.device} but {other_name} is on {other.device}; move both to one device "
+            f"(e.g. {name}.to({other_name}.device))"
+        )
+
+
+def check_same_dtype(name: str, value: torch.Tensor, other_name: str, other: torch.Tensor) -> None:
+    """Raise TypeError naming both arguments when two tensors have different dtypes."""
+    if value.dtype != other.dtype:
+        raise TypeError(
+            f"{name} has dtype {value.dtype} but {other_name} has dtype {other.dtype}; convert one "
+            f"(e.g. {name}.to({other_name}.dtype))"
+        )
+
+
+def probability_tolerance(dtype: torch.dtype) -> float:
+    """How far from 1 a row of probabilities stored in ``dtype`` may sum: 1e-4, or 8 rounding units of the dtype.
+
+    Rounding each probability of a row to float16 moves the row sum by up to half a unit (4.9e-4), a
+    softmax evaluated in float16 by a few units; bfloat16 has 8 times coarser units. A fixed 1e-4
+    would refuse correct half-precision model outputs.
+    """
+    return max(1e-4, 8 * torch.finfo(dtype).eps) if dtype.is_floating_point else 1e-4

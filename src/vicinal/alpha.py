@@ -14,13 +14,14 @@ gives closer partners, so alpha has to grow to keep xi fixed.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy import optimize, special
 
-from ._checks import check_int, check_positive_float
+from ._checks import check_choice, check_int, check_positive_float, check_real
 
 __all__ = [
     "AlphaCalibration",
@@ -84,14 +85,32 @@ class AlphaCalibration:
 def _as_points(x) -> np.ndarray:
     """Return ``x`` as a float64 array of shape (n, d) (features flattened)."""
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x, dtype=np.float64)
+        x = x.detach().to("cpu", torch.float64).numpy()  # numpy has no bfloat16
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"x must be an array or tensor of real numbers, shape (n, ...), got {type(x).__name__}") from None
     if arr.ndim < 1 or arr.shape[0] < 2:
         raise ValueError(f"x must hold at least 2 samples along axis 0, got shape {arr.shape}")
     arr = arr.reshape(arr.shape[0], -1)
     if not np.all(np.isfinite(arr)):
         raise ValueError("x must contain only finite values (found nan or inf)")
     return arr
+
+
+def _times_power_of_two(value: float, exponent: int) -> float:
+    """``value * 2**exponent``; inf, without a numpy warning, when the result is beyond float64 (squared
+    distances of data above 1e154)."""
+    with np.errstate(over="ignore"):
+        return float(np.ldexp(value, exponent))
+
+
+def _scaled(points: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(points / 2**e, e)`` with the largest centred |entry| about 1 (exact: a power of two), so squared
+    distances of data around 1e200 or 1e-200 neither overflow nor underflow float64."""
+    peak = float(np.max(np.abs(points - points.mean(axis=0))))
+    exponent = int(np.clip(np.frexp(peak)[1], -1000, 1000)) if peak > 0 else 0
+    return np.ldexp(points, -exponent), exponent
 
 
 def _check_k(k, n: int) -> int:
@@ -148,12 +167,20 @@ def mean_squared_pair_distance(x, *, n_trials: int = 10_000, seed: int = 0) -> f
     -------
     float
     """
-    points = _as_points(x)
+    points, exponent = _scaled(_as_points(x))
+    return _times_power_of_two(_mean_squared_pair_distance(points, n_trials, seed), 2 * exponent)
+
+
+def _mean_squared_pair_distance(points: np.ndarray, n_trials, seed) -> float:
     n_trials = check_int("n_trials", n_trials, minimum=1)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check_seed(seed))
     i = rng.integers(points.shape[0], size=n_trials)
     j = rng.integers(points.shape[0], size=n_trials)
     return float(np.mean(np.sum((points[i] - points[j]) ** 2, axis=1)))
+
+
+def _check_seed(seed) -> int:
+    return check_int("seed", seed, minimum=0)
 
 
 def _squared_w2_between(a: np.ndarray, b: np.ndarray) -> float:
@@ -191,13 +218,17 @@ def mean_squared_w2(x, *, k: int, n_trials: int = 10_000, seed: int = 0) -> floa
     -------
     float
     """
-    points = _as_points(x)
+    points, exponent = _scaled(_as_points(x))
+    return _times_power_of_two(_mean_squared_w2(points, k, n_trials, seed), 2 * exponent)
+
+
+def _mean_squared_w2(points: np.ndarray, k, n_trials, seed) -> float:
     n = points.shape[0]
     k = _check_k(k, n)
     n_trials = check_int("n_trials", n_trials, minimum=1)
     if n_trials < k:
         raise ValueError(f"n_trials must be >= k so that n_trials // k >= 1, got n_trials={n_trials}, k={k}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check_seed(seed))
     total = 0.0
     n_blocks = n_trials // k
     for _ in range(n_blocks):
@@ -232,14 +263,14 @@ def perturbation_rms(x, *, k: int, alpha: float, n_trials: int = 10_000, seed: i
     -------
     float
     """
-    points = _as_points(x)
+    points, exponent = _scaled(_as_points(x))
     k = _check_k(k, points.shape[0])
     lam_factor = expected_min_lam_squared(alpha)
     if k == 1:
-        dist = mean_squared_pair_distance(points, n_trials=n_trials, seed=seed)
+        dist = _mean_squared_pair_distance(points, n_trials, seed)
     else:
-        dist = mean_squared_w2(points, k=k, n_trials=n_trials, seed=seed)
-    return float(np.sqrt(lam_factor * dist))
+        dist = _mean_squared_w2(points, k, n_trials, seed)
+    return float(np.ldexp(np.sqrt(lam_factor * dist), exponent))
 
 
 def calibrate_alpha(
@@ -263,8 +294,12 @@ def calibrate_alpha(
     instead of the paper's Monte Carlo, so only the distance terms are random.
 
     ``method="multiplicative"`` (default) is the paper's loop: start at ``alpha`` and
-    multiply by ``c`` until the target is met or ``alpha_k >= max_alpha``; the answer
-    overshoots the exact root by a factor below ``c``.  ``method="bisection"`` solves
+    multiply by ``c`` until the target is met or ``alpha_k`` reaches ``max_alpha``; the answer
+    overshoots the exact root by a factor below ``c`` and never exceeds ``max_alpha`` (the last
+    step is cut at it). When the target is not reached at ``max_alpha`` the result says so
+    (``reachable=False``) and a warning names the bound. The data is scaled by a power of two
+    before measuring (exact; alpha_k does not depend on the scale), so inputs around 1e200 or
+    1e-200 give the same alpha_k.  ``method="bisection"`` solves
     ``E[min(lam,1-lam)^2](alpha_k) * xi_bar_k = xi^2`` with Brent's method on
     log(alpha_k) in [alpha, max_alpha]; this is possible because the lambda factor is
     exact and increasing in alpha, and it gives the same distance estimates a more
@@ -297,21 +332,22 @@ def calibrate_alpha(
     -------
     AlphaCalibration
     """
-    points = _as_points(x)
+    points, exponent = _scaled(_as_points(x))
     k = _check_k(k, points.shape[0])
     alpha = check_positive_float("alpha", alpha)
-    if isinstance(c, bool) or not isinstance(c, (int, float, np.integer, np.floating)) or not (np.isfinite(c) and c > 1):
+    c = check_real("c", c)
+    if not (np.isfinite(c) and c > 1):
         raise ValueError(f"c must be a finite number > 1, got {c!r}")
-    if isinstance(max_alpha, bool) or not isinstance(max_alpha, (int, float, np.integer, np.floating)):
-        raise TypeError(f"max_alpha must be a real number, got {type(max_alpha).__name__} {max_alpha!r}")
+    max_alpha = check_real("max_alpha", max_alpha)
     if not (np.isfinite(max_alpha) and max_alpha >= alpha):
         raise ValueError(f"max_alpha must be finite and >= alpha={alpha}, got {max_alpha}")
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    check_choice("method", method, _METHODS)
     n_trials = check_int("n_trials", n_trials, minimum=1)
+    seed = _check_seed(seed)
 
-    xi_bar_1 = mean_squared_pair_distance(points, n_trials=n_trials, seed=seed)
-    xi_bar_k = xi_bar_1 if k == 1 else mean_squared_w2(points, k=k, n_trials=n_trials, seed=seed)
+    # Squared distances of the scaled points: the same alpha_k, reported at the data's scale below.
+    xi_bar_1 = _mean_squared_pair_distance(points, n_trials, seed)
+    xi_bar_k = xi_bar_1 if k == 1 else _mean_squared_w2(points, k, n_trials, seed)
     target = expected_min_lam_squared(alpha) * xi_bar_1  # xi^2, Algorithm 1 line 4
 
     def achieved(a: float) -> float:
@@ -321,7 +357,7 @@ def calibrate_alpha(
     if achieved(alpha) < target:
         if method == "multiplicative":
             while achieved(alpha_k) < target and alpha_k < max_alpha:  # Algorithm 1, lines 6-9
-                alpha_k *= c
+                alpha_k = min(alpha_k * c, max_alpha)  # the threshold gamma bounds the answer
                 n_steps += 1
         elif achieved(max_alpha) < target:
             alpha_k = float(max_alpha)
@@ -337,15 +373,20 @@ def calibrate_alpha(
     xi_k_sq = achieved(alpha_k)
     # Bisection lands on the root up to round-off, hence the relative tolerance there.
     reachable = xi_k_sq >= target * (1 - 1e-9 if method == "bisection" else 1.0)
+    if not reachable:
+        warnings.warn(
+            f"calibrate_alpha stopped at max_alpha={max_alpha:g}: with k={k} the RMS perturbation reaches only "
+            f"{np.sqrt(xi_k_sq / target):.3g} of the target xi; raise max_alpha or use a smaller k "
+            f"(see AlphaCalibration.reachable)", RuntimeWarning, stacklevel=2)
     return AlphaCalibration(
         alpha_k=float(alpha_k),
-        xi=float(np.sqrt(target)),
-        xi_k=float(np.sqrt(xi_k_sq)),
+        xi=float(np.ldexp(np.sqrt(target), exponent)),
+        xi_k=float(np.ldexp(np.sqrt(xi_k_sq), exponent)),
         reachable=bool(reachable),
         alpha=alpha,
         k=k,
-        mean_sq_pair_distance=xi_bar_1,
-        mean_sq_w2=xi_bar_k,
+        mean_sq_pair_distance=_times_power_of_two(xi_bar_1, 2 * exponent),
+        mean_sq_w2=_times_power_of_two(xi_bar_k, 2 * exponent),
         n_steps=int(n_steps),
         method=method,
     )

@@ -79,6 +79,8 @@ class MixCollate:
             raise TypeError(f"mixer must be a vicinal Mixer (Mixup, LocalMixup, KMixup, ...), got {type(mixer).__name__}")
         self.mixer = mixer
         self.seed = None if seed is None else check_int("seed", seed, minimum=0)
+        if not callable(collate_fn):
+            raise TypeError(f"collate_fn must be a callable that stacks a list of samples, got {type(collate_fn).__name__}")
         self.collate_fn = collate_fn
         if labels_getter != "default" and not callable(labels_getter):
             raise TypeError(f"labels_getter must be 'default' or a callable batch -> (inputs, labels), got {labels_getter!r}")
@@ -87,6 +89,8 @@ class MixCollate:
         self._generator_key: tuple | None = None
 
     def __call__(self, samples: list) -> MixedBatch:
+        if len(samples) == 0:
+            raise ValueError("MixCollate got an empty list of samples: nothing to mix")
         collated = self.collate_fn(samples)
         if self.labels_getter == "default":
             inputs, labels = default_inputs_and_labels(collated)

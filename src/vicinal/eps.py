@@ -53,7 +53,7 @@ def calibrate_eps(data: Any, *, kept_fraction: float, batch_size: int = 128, n_b
     generator = check_generator(generator)
     distances = []
     for index, x in enumerate(_input_batches(data, batch_size, n_batches, generator)):
-        x = check_inputs(x, name=f"inputs of batch {index}")
+        x = check_inputs(x, name=f"data (batch {index})")
         distances.append(off_diagonal(pairwise_distances(x.detach(), metric=metric), same_set=True).double().cpu())
     pooled = torch.cat(distances) if distances else torch.empty(0, dtype=torch.float64)
     if pooled.numel() == 0:
@@ -87,7 +87,7 @@ def _input_batches(data: Any, batch_size: int, n_batches: int, generator: torch.
 
 def _random_batches(n: int, batch_size: int, n_batches: int, generator, gather) -> Iterator:
     if n < 2:
-        raise ValueError(f"calibrate_eps needs at least 2 samples, got {n}")
+        raise ValueError(f"calibrate_eps needs at least 2 samples in data, got {n}")
     size = min(batch_size, n)
     for _ in range(n_batches):
         yield gather(torch.randperm(n, generator=generator)[:size])

@@ -15,7 +15,7 @@ from typing import Callable, Union
 
 import torch
 
-from ._checks import check_int, check_nonnegative_float
+from ._checks import all_finite, check_bool, check_int, check_nonnegative_float
 
 Metric = Union[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
 METRICS = ("euclidean", "sqeuclidean")
@@ -36,58 +36,143 @@ def pairwise_distances(a: torch.Tensor, b: torch.Tensor | None = None, *, metric
     Baena et al. 2022, Sec. IV-A ("D is the pairwise distance matrix"). Inputs of any shape are
     flattened per sample. ``metric`` is "euclidean" (default, as in the paper), "sqeuclidean" or a
     callable ``metric(a, b) -> (n, m)``. The diagonal of ``pairwise_distances(a)`` is exactly 0.
-    The result is float32 (float64 for float64 inputs) whatever the input dtype; see
-    :func:`squared_distances` for why it survives offsets and half precision.
+    The result is float32 (float64 for float64 inputs, or when a distance is outside float32's range)
+    whatever the input dtype; see :func:`squared_distances` for why it survives offsets, half
+    precision and values from 1e-38 to 1e38. ``a`` and ``b`` must be finite and on one device.
     """
+    if b is not None:
+        for name, x in (("a", a), ("b", b)):
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor of shape (n, ...), got {type(x).__name__}")
+        if b.device != a.device:
+            raise ValueError(f"b is on {b.device} but a is on {a.device}; move both to one device")
+        if b.ndim == 0 or b.shape[1:] != a.shape[1:]:
+            raise ValueError(f"b has samples of shape {tuple(b.shape[1:])}, expected {tuple(a.shape[1:])} as a")
+        b = _check_points("b", b)
+    a = _check_points("a", a)
+    check_metric(metric)
+    return batch_distances(a, b, metric=metric)
+
+
+def _check_points(name: str, x) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (n, ...), got {type(x).__name__}")
+    if x.ndim == 0:
+        raise ValueError(f"{name} must have a sample dimension, got a 0-d tensor")
+    if x.is_complex() or not all_finite(x.to(torch.float64) if not x.is_floating_point() else x):
+        raise ValueError(f"{name} contains NaN or Inf values (or is complex): distances would be NaN")
+    return x
+
+
+def check_metric(metric: Metric) -> Metric:
+    """Accept "euclidean", "sqeuclidean" or a callable."""
+    if not callable(metric) and metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS} or a callable, got {metric!r}")
+    return metric
+
+
+def batch_distances(a: torch.Tensor, b: torch.Tensor | None = None, *, metric: Metric = "euclidean") -> torch.Tensor:
+    """:func:`pairwise_distances` without the argument checks, for inputs a mixer has already checked."""
     same = b is None
     a = a.reshape(a.shape[0], -1)
     b = a if same else b.reshape(b.shape[0], -1)
     if callable(metric):
         dist = metric(a, b)
-        if dist.shape != (a.shape[0], b.shape[0]):
-            raise ValueError(f"metric callable returned shape {tuple(dist.shape)}, expected {(a.shape[0], b.shape[0])}")
+        if not isinstance(dist, torch.Tensor) or dist.shape != (a.shape[0], b.shape[0]):
+            got = tuple(dist.shape) if isinstance(dist, torch.Tensor) else type(dist).__name__
+            raise ValueError(f"metric callable returned {got}, expected a tensor of shape {(a.shape[0], b.shape[0])}")
+        if bool(dist.isnan().any()):
+            raise ValueError("metric callable returned NaN distances; a locality graph needs a distance for every pair")
         return dist
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS} or a callable, got {metric!r}")
-    sq = squared_distances(a, None if same else b)
+    sq, exponent = scaled_squared_distances(a, None if same else b)
     if same:
         sq.fill_diagonal_(0.0)  # exact zeros despite floating-point cancellation
-    return sq if metric == "sqeuclidean" else sq.sqrt()
+    if metric == "sqeuclidean":
+        return times_power_of_two(sq, exponent, power=2)
+    return times_power_of_two(sq.sqrt_(), exponent, power=1)
 
 
 def squared_distances(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """Squared Euclidean distances between rows, batched over leading dims: (..., n, d), (..., m, d) -> (..., n, m).
 
     Expanded as |a|^2 + |b|^2 - 2 a.b (one matrix product, no (n, m, d) intermediate), clamped at 0,
-    after two steps that keep the expansion accurate on real data:
+    after three steps that keep the expansion accurate on real data:
 
     * both sets are shifted by their common mean (distances do not change), so an offset shared by
       the data (raw pixel values, unnormalised tables) does not cancel away the digits of the spread:
       float32 data offset by 1e4 with unit spread gives distances within 1e-6 (relative) of exact
       float64 differences, where the plain expansion got whole threshold and kNN decisions wrong;
     * the arithmetic runs in :func:`distance_dtype` (at least float32), so float16 / bfloat16
-      batches neither overflow nor lose the graph.
+      batches neither overflow nor lose the graph;
+    * the centred rows are scaled by a power of two (exact) so that their largest entry is about 1:
+      squares of 1e30 no longer overflow float32 (inf - inf = NaN weights, scipy refusing the cost
+      matrix) and squares of 1e-30 no longer underflow to 0 (every pair at distance 0).
 
-    ``b = None`` means ``b = a`` (one centring, one set of norms).
+    ``b = None`` means ``b = a`` (one centring, one set of norms). The result is float32 (float64 for
+    float64 inputs), or float64 when a squared distance is outside float32's normal range.
     """
+    sq, exponent = scaled_squared_distances(a, b)
+    return times_power_of_two(sq, exponent, power=2)
+
+
+def scaled_squared_distances(a: torch.Tensor, b: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(s, e)`` with squared distances ``s * 4**e`` (see :func:`squared_distances`); ``e`` is an integer
+    tensor broadcastable to ``s``. The costs of an optimal-transport matching need only ``s``."""
     if b is None:
-        a = centered(a)
-        return expanded_squared_distances(a, a)
+        a, exponent = normalized_rows(a)
+        return expanded_squared_distances(a, a), exponent
     dtype = distance_dtype(a.dtype, b.dtype)
     a, b = a.to(dtype), b.to(dtype)
     center = (a.sum(dim=-2, keepdim=True) + b.sum(dim=-2, keepdim=True)) / (a.shape[-2] + b.shape[-2])
-    return expanded_squared_distances(a - center, b - center)
+    a, b = a - center, b - center
+    exponent = torch.maximum(_peak_exponent(a), _peak_exponent(b))
+    return expanded_squared_distances(_divide_by_power_of_two(a, exponent), _divide_by_power_of_two(b, exponent)), \
+        exponent
 
 
-def centered(x: torch.Tensor) -> torch.Tensor:
-    """Rows of ``x`` (..., n, d) in :func:`distance_dtype`, minus their mean row (per leading index)."""
+def normalized_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of ``x`` (..., n, d) in :func:`distance_dtype`, minus their mean row and divided by ``2**e`` (exact),
+    ``e`` per leading index such that the largest entry is about 1. Returns ``(rows, e)``, ``e`` of shape (..., 1, 1).
+
+    Distances between the rows are the distances of ``x`` divided by ``2**e``: the same ordering and
+    matchings, computed without overflow or underflow.
+    """
     x = x.to(distance_dtype(x.dtype))
-    return x - x.mean(dim=-2, keepdim=True)
+    x = x - x.mean(dim=-2, keepdim=True)
+    exponent = _peak_exponent(x)
+    return _divide_by_power_of_two(x, exponent), exponent
+
+
+def _peak_exponent(x: torch.Tensor) -> torch.Tensor:
+    """Integer e per leading index with max |x| / 2**e in [1/2, 1), clamped so that 2**e and 2**-e are normal."""
+    if x.numel() == 0:
+        return torch.zeros(x.shape[:-2] + (1, 1), dtype=torch.int32, device=x.device)
+    limit = math.frexp(torch.finfo(x.dtype).max)[1] - 2
+    return torch.frexp(x.abs().amax(dim=(-2, -1), keepdim=True)).exponent.clamp_(-limit, limit)
+
+
+def _divide_by_power_of_two(x: torch.Tensor, exponent: torch.Tensor) -> torch.Tensor:
+    return x * torch.exp2(-exponent.to(x.dtype))  # exact: a power of two within the normal range
+
+
+def times_power_of_two(values: torch.Tensor, exponent: torch.Tensor, *, power: int) -> torch.Tensor:
+    """``values`` (>= 0) times ``2**(power * exponent)``, in float64 when the result leaves float32's normal
+    range (squared distances of data around 1e30 or 1e-30, distances beyond 3e38 or below 1e-38)."""
+    scale = torch.exp2(exponent.to(values.dtype))
+    result = values
+    for _ in range(power):  # one factor at a time: 2**(2e) itself can overflow where the product does not
+        result = result * scale
+    if result.dtype != torch.float64:
+        tiny = torch.finfo(result.dtype).tiny  # only what the scaling pushed out of range counts as lost
+        lost = (result == torch.inf) | ((result < tiny) & (values >= tiny))
+        if bool(lost.any()):
+            return times_power_of_two(values.double(), exponent, power=power)
+    return result
 
 
 def expanded_squared_distances(a: torch.Tensor, b: torch.Tensor, a_sq: torch.Tensor | None = None,
                                b_sq: torch.Tensor | None = None) -> torch.Tensor:
-    """|a|^2 + |b|^2 - 2 a.b clamped at 0, as is: callers centre and upcast first (:func:`squared_distances`).
+    """|a|^2 + |b|^2 - 2 a.b clamped at 0, as is: callers centre, scale and upcast first (:func:`squared_distances`).
 
     ``a_sq`` / ``b_sq`` are the squared row norms when the caller already has them.
     """
@@ -99,17 +184,22 @@ def expanded_squared_distances(a: torch.Tensor, b: torch.Tensor, a_sq: torch.Ten
 def paired_distances(a: torch.Tensor, b: torch.Tensor, *, metric: Metric = "euclidean") -> torch.Tensor:
     """Distance between row i of ``a`` and row i of ``b`` (shape (n,)), in O(n d) instead of O(n^2 d).
 
-    Direct differences (no cancellation), accumulated in :func:`distance_dtype`.
+    Direct differences (no cancellation), accumulated in :func:`distance_dtype`, each row scaled by a
+    power of two before squaring (no overflow for 1e30, no underflow for 1e-30).
     """
     a = a.reshape(a.shape[0], -1)
     b = b.reshape(b.shape[0], -1)
     if callable(metric):
         return torch.diagonal(metric(a, b))  # a callable only gives full matrices
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS} or a callable, got {metric!r}")
+    check_metric(metric)
     dtype = distance_dtype(a.dtype, b.dtype)
-    sq = (a.to(dtype) - b.to(dtype)).pow(2).sum(-1)
-    return sq if metric == "sqeuclidean" else sq.sqrt()
+    diff = (a.to(dtype) - b.to(dtype)).unsqueeze(-2)  # (n, 1, d): one scale per row
+    exponent = _peak_exponent(diff)
+    sq = _divide_by_power_of_two(diff, exponent).pow(2).sum(-1)  # (n, 1)
+    exponent = exponent.squeeze(-1)
+    dist = times_power_of_two(sq, exponent, power=2) if metric == "sqeuclidean" else \
+        times_power_of_two(sq.sqrt(), exponent, power=1)
+    return dist.squeeze(-1)
 
 
 class NoPairsKeptWarning(UserWarning):
@@ -147,9 +237,7 @@ class LocalityGraph:
     needs_full_matrix = False
 
     def __init__(self, *, metric: Metric = "euclidean"):
-        if not callable(metric) and metric not in METRICS:
-            raise ValueError(f"metric must be one of {METRICS} or a callable, got {metric!r}")
-        self.metric = metric
+        self.metric = check_metric(metric)
         self._warned_empty = False
 
     def weights_from_distances(self, dist: torch.Tensor, *, same_set: bool) -> torch.Tensor:
@@ -157,7 +245,7 @@ class LocalityGraph:
 
     def matrix(self, x: torch.Tensor, partner_x: torch.Tensor | None = None) -> torch.Tensor:
         """The weight matrix W (B, B') between the samples of ``x`` and those of ``partner_x`` (default ``x``)."""
-        dist = pairwise_distances(x, partner_x, metric=self.metric)
+        dist = batch_distances(x, partner_x, metric=self.metric)
         return self.weights_from_distances(dist, same_set=partner_x is None)
 
     def pair_weights(self, x: torch.Tensor, partner_x: torch.Tensor | None, partner: torch.Tensor) -> torch.Tensor:
@@ -188,7 +276,7 @@ class LocalityGraph:
             return
         if bool((off_diagonal_weights > self.NEGLIGIBLE_WEIGHT).any()):
             return
-        dist = pairwise_distances(x.detach(), metric=self.metric)
+        dist = batch_distances(x.detach(), metric=self.metric)
         kept = off_diagonal(self.weights_from_distances(dist, same_set=True), same_set=True)
         if bool((kept > self.NEGLIGIBLE_WEIGHT).any()):
             return
@@ -271,9 +359,7 @@ class Exponential(LocalityGraph):
         self.decay = check_nonnegative_float("decay", decay)
         if math.isinf(self.decay):
             raise ValueError("decay must be finite, got inf; for plain training use Threshold(eps=0)")
-        if not isinstance(relative, bool):
-            raise TypeError(f"relative must be a bool, got {relative!r} of type {type(relative).__name__}")
-        self.relative = relative
+        self.relative = check_bool("relative", relative)
         self.needs_full_matrix = relative  # the median is a property of the whole batch
 
     def weights_from_distances(self, dist: torch.Tensor, *, same_set: bool) -> torch.Tensor:

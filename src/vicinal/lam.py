@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from scipy.special import betaincinv
 
-from ._checks import check_choice, check_generator, check_int, check_positive_float
+from ._checks import check_bool, check_choice, check_float_dtype, check_generator, check_int, check_positive_float
 
 LAM_MODES = ("batch", "sample")
 
@@ -90,7 +90,15 @@ def sample_lam(
     batch_size = check_int("batch_size", batch_size, minimum=1)
     alpha = check_positive_float("alpha", alpha)
     check_choice("lam_mode", lam_mode, LAM_MODES)
+    truncate = check_bool("truncate", truncate)
     generator = check_generator(generator)
+    dtype = check_float_dtype("dtype", dtype)
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device must be a torch.device or a device string such as 'cpu' or 'cuda:0', "
+                             f"got {device!r}") from None
     draw_device = generator.device if generator is not None else torch.device("cpu")
     n = batch_size if lam_mode == "sample" else 1
     lam = lam_from_uniforms(draw_uniforms(n, generator), alpha, truncate)

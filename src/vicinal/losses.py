@@ -17,7 +17,7 @@ from typing import Callable, Union
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_choice
+from ._checks import check_choice, check_same_device, check_tensor, probability_tolerance
 from .batch import MixedBatch
 
 REDUCTIONS = ("mean", "normalized", "sum", "none")
@@ -29,18 +29,29 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     r"""Per-sample cross-entropy against dense targets: :math:`-\sum_c t_c \log \mathrm{softmax}(z)_c`, shape (B,).
 
     Zhang et al. 2018: for logits, this equals :math:`\lambda\,\mathrm{CE}(y_i) + (1-\lambda)\,\mathrm{CE}(y_j)`.
+    A class of target 0 contributes exactly 0, even where its logit is -inf (log-probability -inf), as
+    in ``F.cross_entropy``; ``targets`` are cast to the logits' dtype.
     """
+    check_tensor("logits", logits, floating=True)
+    check_tensor("targets", targets)
     if logits.shape != targets.shape or logits.ndim != 2:
         raise ValueError(
             f"cross-entropy needs logits and targets of the same shape (B, C), got {tuple(logits.shape)} "
             f"and {tuple(targets.shape)}"
         )
-    return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1)
+    check_same_device("targets", targets, "logits", logits)
+    targets = targets.to(logits.dtype)
+    terms = targets * F.log_softmax(logits, dim=1)
+    # 0 * -inf is NaN in IEEE arithmetic; the cross-entropy term of a class of probability 0 is 0.
+    return -torch.where(targets == 0, torch.zeros_like(terms), terms).sum(dim=1)
 
 
 def squared_error(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-sample squared error, averaged over output dimensions (so the default reduction matches
     ``F.mse_loss``), shape (B,). Outputs (B, 1) are accepted for targets (B,)."""
+    check_tensor("outputs", outputs, floating=True)
+    check_tensor("targets", targets)
+    check_same_device("targets", targets, "outputs", outputs)
     if outputs.shape != targets.shape:
         if outputs.ndim == targets.ndim + 1 and outputs.shape[-1] == 1 and outputs.shape[:-1] == targets.shape:
             outputs = outputs.squeeze(-1)
@@ -56,13 +67,21 @@ def reduce_weighted(per_sample: torch.Tensor, weights: torch.Tensor | None, redu
     weight vector gives a zero loss with a zero gradient, never NaN.
     """
     check_choice("reduction", reduction, REDUCTIONS)
-    if per_sample.ndim != 1:
-        raise ValueError(f"per-sample losses must have shape (B,), got {tuple(per_sample.shape)}")
+    check_tensor("per_sample", per_sample)
+    if per_sample.ndim != 1 or per_sample.shape[0] == 0:
+        raise ValueError(f"per_sample losses must have shape (B,) with B >= 1, got {tuple(per_sample.shape)}")
     if weights is None:
         weighted = per_sample
     else:
+        check_tensor("weights", weights)
         if weights.shape != per_sample.shape:
-            raise ValueError(f"weights of shape {tuple(weights.shape)} do not match losses of shape {tuple(per_sample.shape)}")
+            raise ValueError(f"weights of shape {tuple(weights.shape)} do not match per_sample losses of shape "
+                             f"{tuple(per_sample.shape)}")
+        check_same_device("weights", weights, "per_sample", per_sample)
+        # A negative or NaN locality weight has no meaning in eq. (2) and would flip or poison the loss.
+        if not bool((weights >= 0).all()):
+            raise ValueError("weights must be finite and >= 0 (locality weights of Baena et al. 2022, eq. 2), "
+                             f"got min {weights.min().item()!r}" + (" and NaN" if bool(weights.isnan().any()) else ""))
         weights = weights.to(per_sample.dtype)
         weighted = torch.where(weights > 0, weights * per_sample, torch.zeros_like(per_sample))
     if reduction == "none":
@@ -97,28 +116,41 @@ def mixup_loss(outputs: torch.Tensor, batch: MixedBatch, *, loss: LossName = "cr
     if not isinstance(batch, MixedBatch):
         raise TypeError(f"batch must be the MixedBatch a mixer returned, got {type(batch).__name__}")
     check_choice("reduction", reduction, REDUCTIONS)
+    check_tensor("outputs", outputs)
+    if outputs.ndim == 0 or outputs.shape[0] != len(batch) or len(batch) == 0:
+        raise ValueError(f"outputs must hold one row per sample of the batch ({len(batch)}, at least 1), got shape "
+                         f"{tuple(outputs.shape)}")
+    check_same_device("outputs", outputs, "batch.targets", batch.targets)
     if callable(loss):
         per_sample = loss(outputs, batch.targets)
         if not isinstance(per_sample, torch.Tensor) or per_sample.shape != (outputs.shape[0],):
-            raise ValueError(f"a loss callable must return per-sample losses of shape ({outputs.shape[0]},)")
+            got = f"shape {tuple(per_sample.shape)}" if isinstance(per_sample, torch.Tensor) else type(per_sample).__name__
+            raise ValueError(f"the loss callable must return per-sample losses of shape ({outputs.shape[0]},), got "
+                             f"{got}; reduce over every dimension but the batch (e.g. .mean(dim=1)), not over it")
     elif check_choice("loss", loss, LOSSES) == "cross_entropy":
+        check_tensor("outputs", outputs, floating=True)
         if check_targets:
             _check_probability_targets(batch.targets)
-        per_sample = soft_cross_entropy(outputs, batch.targets.to(outputs.dtype))
+        if outputs.shape != batch.targets.shape:
+            raise ValueError(f"outputs (logits) must have the targets' shape {tuple(batch.targets.shape)} for "
+                             f"cross-entropy, got {tuple(outputs.shape)}")
+        per_sample = soft_cross_entropy(outputs, batch.targets)
     else:
         per_sample = squared_error(outputs, batch.targets.to(outputs.dtype))
     return reduce_weighted(per_sample, batch.weights, reduction)
 
 
 def _check_probability_targets(targets: torch.Tensor) -> None:
+    """Refuse targets that are not probability rows, within the rounding of their dtype (float16 targets pass)."""
     if targets.ndim != 2:
         raise ValueError(
             f"cross-entropy needs class targets of shape (B, C), got {tuple(targets.shape)}; "
             f"for regression targets use loss='squared_error'"
         )
-    sums = targets.sum(dim=1)
-    if bool((targets < -1e-6).any()) or not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+    tolerance = probability_tolerance(targets.dtype)
+    error = (targets.double().sum(dim=1) - 1).abs().max()
+    if bool((targets < -tolerance).any()) or not bool(error <= tolerance):
         raise ValueError(
-            "cross-entropy targets must be probability vectors (non-negative, rows summing to 1); "
-            "for regression targets use loss='squared_error'"
+            f"cross-entropy targets must be probability vectors (non-negative, rows summing to 1 within "
+            f"{tolerance:.2g}; a row is off by {float(error):.3g}); for regression targets use loss='squared_error'"
         )

@@ -12,8 +12,9 @@ in :math:`((b-1)/M, b/M]`, and
 Conventions shared by every function here:
 
 * ``predictions`` has shape (N, C): probabilities by default, or logits with ``from_logits=True``
-  (softmax is applied). Probabilities must be non-negative with rows summing to 1 within 1e-4;
-  anything else raises ``ValueError`` (no silent softmax).
+  (softmax is applied). Probabilities must be non-negative with rows summing to 1 within 1e-4, or
+  within 8 rounding units of a half-precision dtype (float16: 7.8e-3, bfloat16: 6.3e-2), so
+  probabilities stored in float16 pass; anything else raises ``ValueError`` (no silent softmax).
 * ``targets`` are class indices (N,) or dense / soft targets (N, C) (probability rows, checked like
   ``predictions``). For accuracy a soft target counts as its argmax (the first one on ties); the
   NLL of a soft target is the cross-entropy :math:`-\sum_c t_c \log p_c`.
@@ -30,10 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._checks import check_int
+from ._checks import check_bool, check_int, check_same_device, probability_tolerance
 from .targets import as_label_tensor
-
-PROBABILITY_TOLERANCE = 1e-4
 
 
 def _probabilities(predictions: torch.Tensor, from_logits: bool) -> torch.Tensor:
@@ -44,30 +43,34 @@ def _probabilities(predictions: torch.Tensor, from_logits: bool) -> torch.Tensor
         raise ValueError(f"predictions must have shape (N, C) with N >= 1 and C >= 2, got {tuple(predictions.shape)}")
     if not predictions.is_floating_point():
         raise TypeError(f"predictions must be floating point, got dtype {predictions.dtype}")
+    check_bool("from_logits", from_logits)
     values = predictions.detach().to(torch.float64)
     if not bool(torch.isfinite(values).all()):
         raise ValueError("predictions contain NaN or Inf values")
     if from_logits:
         return torch.softmax(values, dim=1)
-    _check_probability_rows(values, "predictions must be probabilities",
+    _check_probability_rows(values, probability_tolerance(predictions.dtype), "predictions must be probabilities",
                             hint=". Pass from_logits=True for raw model outputs")
     return values
 
 
-def _check_probability_rows(values: torch.Tensor, what: str, hint: str = "") -> None:
-    """Raise ValueError, starting with `what` and ending with `hint`, unless every row is a probability vector."""
+def _check_probability_rows(values: torch.Tensor, tolerance: float, what: str, hint: str = "") -> None:
+    """Raise ValueError, starting with `what` and ending with `hint`, unless every row is a probability vector
+    (finite, non-negative, summing to 1 within ``tolerance``)."""
     worst_sum = values.sum(dim=1).sub(1.0).abs().max().item()
-    if bool((values < 0).any()) or worst_sum > PROBABILITY_TOLERANCE:
+    if not bool((values >= 0).all()) or not worst_sum <= tolerance:  # NaN fails both
         raise ValueError(
-            f"{what} (non-negative, rows summing to 1 within {PROBABILITY_TOLERANCE}); "
+            f"{what} (finite, non-negative, rows summing to 1 within {tolerance:.2g}); "
             f"got min {values.min().item():.4g} and a row sum off by {worst_sum:.4g}{hint}"
         )
 
 
-def _dense_targets(targets: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """Validate index (N,) or dense (N, C) targets and return float64 (N, C) target distributions."""
+def _dense_targets(targets: torch.Tensor, shape: tuple[int, int], device_of: torch.Tensor) -> torch.Tensor:
+    """Validate index (N,) or dense (N, C) targets (on the device of ``device_of``, the predictions) and return
+    float64 (N, C) target distributions."""
     n, c = shape
     targets = as_label_tensor(targets, "targets")
+    check_same_device("targets", targets, "predictions", device_of)
     if targets.ndim == 1 and not targets.is_floating_point() and targets.dtype != torch.bool:
         if targets.shape[0] != n:
             raise ValueError(f"targets hold {targets.shape[0]} labels but predictions hold {n} rows")
@@ -79,13 +82,13 @@ def _dense_targets(targets: torch.Tensor, shape: tuple[int, int]) -> torch.Tenso
         raise ValueError(f"targets must be class indices of shape ({n},) (integer dtype) or dense targets of "
                          f"shape ({n}, {c}); got shape {tuple(targets.shape)} and dtype {targets.dtype}")
     dense = targets.detach().to(torch.float64)
-    _check_probability_rows(dense, "dense targets must be probability vectors")
+    _check_probability_rows(dense, probability_tolerance(targets.dtype), "dense targets must be probability vectors")
     return dense
 
 
 def _confidence_and_correct(predictions, targets, from_logits):
     probs = _probabilities(predictions, from_logits)
-    dense = _dense_targets(targets, tuple(probs.shape))
+    dense = _dense_targets(targets, tuple(probs.shape), predictions)
     confidence, predicted = probs.max(dim=1)
     correct = (predicted == dense.argmax(dim=1)).to(torch.float64)
     return confidence.cpu().numpy(), correct.cpu().numpy()
@@ -137,7 +140,7 @@ def nll(predictions: torch.Tensor, targets: torch.Tensor, *, from_logits: bool =
         Mean NLL in nats.
     """
     probs = _probabilities(predictions, from_logits)
-    dense = _dense_targets(targets, tuple(probs.shape))
+    dense = _dense_targets(targets, tuple(probs.shape), predictions)
     return float(_per_sample_nll(predictions, probs, dense, from_logits).mean())
 
 

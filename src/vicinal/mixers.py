@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_choice, check_fraction, check_generator, check_inputs, check_positive_float
+from ._checks import (check_bool, check_choice, check_fraction, check_generator, check_inputs, check_positive_float,
+                      check_same_device, check_same_dtype, check_tensor)
 from .batch import MixedBatch, interpolate
 from .cutmix import INTERPOLATIONS, box_lam, box_masks, boxes_from_uniforms, check_spatial, paste_boxes
 from .graphs import LocalityGraph, off_diagonal
@@ -107,13 +108,11 @@ class Mixer:
         self.graph = graph
         self.pairing = check_pairing(RandomPairing() if pairing is None else pairing, graph)
         self.lam_mode = check_choice("lam_mode", lam_mode, LAM_MODES)
-        if not isinstance(truncate, bool):
-            raise TypeError(f"truncate must be a bool, got {truncate!r}")
-        self.truncate = truncate
+        self.truncate = check_bool("truncate", truncate)
         if num_classes is not None:
             dense_targets(torch.zeros(1, dtype=torch.long), 1, num_classes=num_classes, dtype=torch.float32)
         self.num_classes = num_classes
-        self.check_finite = bool(check_finite)
+        self.check_finite = check_bool("check_finite", check_finite)
         self.interpolation = check_choice("interpolation", interpolation, INTERPOLATIONS)
         self.label_smoothing = check_fraction("label_smoothing", label_smoothing, closed=False)
         if self.label_smoothing > 0 and num_classes is None:
@@ -151,6 +150,8 @@ class Mixer:
         """
         inputs = check_inputs(inputs, check_finite=self.check_finite)
         generator = check_generator(generator)
+        if isinstance(labels, torch.Tensor):
+            check_same_device("labels", labels, "inputs", inputs)
         if self.may_cutmix:
             check_spatial(inputs)
         if partner_batch is not None and self.prob < 1:
@@ -174,7 +175,8 @@ class Mixer:
         weights = None
         if isinstance(self.pairing, GraphPairing):
             if partner_inputs is not None:
-                raise ValueError("weighted sampling draws partners from the batch's own graph; partner_batch is not supported")
+                raise ValueError("weighted sampling draws partners from the batch's own graph; partner_batch is not "
+                                 "supported (use sampling='uniform')")
             graph_weights = self.graph.matrix(features)
             partner = self.pairing(graph_weights, generator=generator)
             weights = graph_weights.mean(dim=1)
@@ -203,6 +205,7 @@ class Mixer:
             lam=lam,
             partner=partner,
             weights=None if weights is None else weights.to(target_dtype),
+            from_partner_batch=partner_inputs is not None,
         )
 
     def _targets(self, labels, batch_size: int, dtype: torch.dtype) -> torch.Tensor:
@@ -249,19 +252,28 @@ class Mixer:
     def _check_partner_batch(self, partner_batch, inputs, targets):
         if not isinstance(partner_batch, (tuple, list)) or len(partner_batch) != 2:
             raise TypeError("partner_batch must be a pair (inputs, labels)")
-        partner_inputs = check_inputs(partner_batch[0], name="partner inputs", check_finite=self.check_finite)
+        # Device and dtype first: they are metadata, and a mismatch fails deep inside torch otherwise.
+        partner_inputs = check_tensor("partner_batch[0]", partner_batch[0])
+        check_same_device("partner_batch[0]", partner_inputs, "inputs", inputs)
+        if isinstance(partner_batch[1], torch.Tensor):
+            check_same_device("partner_batch[1]", partner_batch[1], "inputs", inputs)
+        if partner_inputs.is_floating_point():
+            check_same_dtype("partner_batch[0]", partner_inputs, "inputs", inputs)
+        partner_inputs = check_inputs(partner_inputs, name="partner_batch[0]", check_finite=self.check_finite)
         if partner_inputs.shape[1:] != inputs.shape[1:]:
             raise ValueError(
-                f"partner inputs have sample shape {tuple(partner_inputs.shape[1:])}, expected {tuple(inputs.shape[1:])}"
+                f"partner_batch[0] has sample shape {tuple(partner_inputs.shape[1:])}, expected "
+                f"{tuple(inputs.shape[1:])} as inputs"
             )
         if partner_inputs.shape[0] != inputs.shape[0]:
             raise ValueError(
-                f"partner batch must have as many samples as the batch ({inputs.shape[0]}), got {partner_inputs.shape[0]}"
+                f"partner_batch must have as many samples as the batch ({inputs.shape[0]}), got {partner_inputs.shape[0]}"
             )
         partner_targets = self._targets(partner_batch[1], partner_inputs.shape[0], targets.dtype)
         if partner_targets.shape[1:] != targets.shape[1:]:
             raise ValueError(
-                f"partner targets have shape {tuple(partner_targets.shape)}, incompatible with {tuple(targets.shape)}"
+                f"partner_batch[1] gives targets of shape {tuple(partner_targets.shape)}, incompatible with the "
+                f"labels' {tuple(targets.shape)}"
             )
         return partner_inputs, partner_targets.to(targets.device)
 

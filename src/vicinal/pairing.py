@@ -16,7 +16,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ._checks import check_int
-from .graphs import LocalityGraph, centered, expanded_squared_distances, squared_distances
+from .graphs import LocalityGraph, expanded_squared_distances, normalized_rows, scaled_squared_distances
 
 
 def _solve_assignments(cost: torch.Tensor) -> torch.Tensor:
@@ -78,9 +78,9 @@ def match_next_blocks(x: torch.Tensor, orders: torch.Tensor, k: int) -> torch.Te
     members, n = orders.shape
     check_block_batch(n, k)
     n_blocks, remainder = divmod(n, k)
-    # Centred per member and at least float32 (see graphs.squared_distances): offsets and half precision
-    # leave the matching exact.
-    flat = centered(x.reshape(members, n, -1)).reshape(members * n, -1)
+    # Centred and scaled by a power of two per member, in at least float32 (see graphs.squared_distances):
+    # offsets, half precision, 1e30 and 1e-30 all leave the matching exact.
+    flat = normalized_rows(x.reshape(members, n, -1))[0].reshape(members * n, -1)
     offset = (torch.arange(members) * n)[:, None]
     orders = orders.cpu()
     partner = torch.empty(members, n, dtype=torch.long)
@@ -92,7 +92,8 @@ def match_next_blocks(x: torch.Tensor, orders: torch.Tensor, k: int) -> torch.Te
     partner.scatter_(1, src.reshape(members, cut), dst.gather(2, columns).reshape(members, cut))
     if remainder:
         src, dst = orders[:, cut:], orders[:, :remainder]
-        cost = squared_distances(_rows(flat, (src + offset).to(x.device)), _rows(flat, (dst + offset).to(x.device)))
+        cost = scaled_squared_distances(_rows(flat, (src + offset).to(x.device)),
+                                        _rows(flat, (dst + offset).to(x.device)))[0]
         partner.scatter_(1, src, dst.gather(1, _solve_assignments(cost)))
     return partner
 
@@ -167,7 +168,7 @@ class OptimalTransportPairing:
         if partner_x is None:
             check_block_batch(n, self.k)
         elif partner_x.shape[0] != n:
-            raise ValueError(f"partner batch must have as many samples as the batch ({n}), got {partner_x.shape[0]}")
+            raise ValueError(f"partner_x must have as many samples as x ({n}), got {partner_x.shape[0]}")
 
     def pair_in_order(self, x: torch.Tensor, order: torch.Tensor, partner_x: torch.Tensor | None = None,
                       partner_order: torch.Tensor | None = None) -> torch.Tensor:
@@ -204,11 +205,11 @@ class OptimalTransportPairing:
         if n_blocks:
             src = sources[:cut].view(n_blocks, k)
             dst = targets[:cut].view(n_blocks, k)
-            cost = squared_distances(_rows(x_flat, src), _rows(pool_flat, dst))
+            cost = scaled_squared_distances(_rows(x_flat, src), _rows(pool_flat, dst))[0]  # per-block scale
             partner[src] = dst.gather(1, _solve_assignments(cost))
         if cut < n:
             src, dst = sources[cut:], targets[cut:]
-            cost = squared_distances(_rows(x_flat, src), _rows(pool_flat, dst))
+            cost = scaled_squared_distances(_rows(x_flat, src), _rows(pool_flat, dst))[0]
             partner[src] = dst[_solve_assignments(cost[None])[0]]
         return partner
 
@@ -264,7 +265,7 @@ class UniformPairing:
                  generator: torch.Generator | None = None) -> torch.Tensor:
         n = x.shape[0]
         if partner_x is not None and partner_x.shape[0] != n:
-            raise ValueError(f"partner batch must have as many samples as the batch ({n}), got {partner_x.shape[0]}")
+            raise ValueError(f"partner_x must have as many samples as x ({n}), got {partner_x.shape[0]}")
         draw_device = generator.device if generator is not None else torch.device("cpu")
         u = torch.rand(n, dtype=torch.float64, generator=generator, device=draw_device)
         return uniform_partners(u, n).to(x.device)
@@ -290,6 +291,9 @@ class GraphPairing:
 
         Draws exactly B float64 uniforms from ``generator``; :meth:`from_uniforms` maps them to partners.
         """
+        if not isinstance(weights, torch.Tensor) or weights.ndim != 2 or weights.shape[0] != weights.shape[1]:
+            got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
+            raise ValueError(f"weights must be a square locality matrix (B, B), got {got}")
         draw_device = generator.device if generator is not None else torch.device("cpu")
         u = torch.rand(weights.shape[0], dtype=torch.float64, generator=generator, device=draw_device)
         return self.from_uniforms(weights, u).to(weights.device)
@@ -304,8 +308,11 @@ class GraphPairing:
         rows = weights.detach().to("cpu", torch.float64)
         cdf = rows.cumsum(-1)
         total = cdf[..., -1:]
+        if not bool(((rows >= 0) & (rows < torch.inf)).all()):
+            raise ValueError("weights of the locality graph must be finite and >= 0 to draw partners in proportion "
+                             "to them (Baena et al. 2022, eq. 2)")
         if bool((total <= 0).any()):
-            raise ValueError("every row of the locality graph needs a positive weight (the self loop) to draw a partner")
+            raise ValueError("every row of the locality graph weights needs a positive weight (the self loop) to draw a partner")
         partner = torch.searchsorted(cdf, u.cpu().unsqueeze(-1) * total, right=True).squeeze(-1)
         # u * total can round up to total itself (u within 1e-16 of 1): take the last positive column.
         last = rows.shape[-1] - 1 - (rows.flip(-1) > 0).to(torch.int8).argmax(-1)

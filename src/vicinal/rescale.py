@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from . import moments
-from ._checks import check_choice, check_inputs, check_int
+from ._checks import check_choice, check_inputs, check_int, check_real
 from .targets import as_label_tensor, dense_targets
 
 SPACES = ("logits", "probabilities")
@@ -122,7 +122,7 @@ def fit_stats(data: Any, *, num_classes: int | None = None, batch_size: int = 10
         y_sum += targets.to(x_sum.device).sum(dim=0)
         count += x.shape[0]
     if count == 0:
-        raise ValueError("fit_stats got no samples (empty dataset or loader): the means are undefined")
+        raise ValueError("fit_stats got no samples in data (empty dataset or loader): the means are undefined")
     return TrainingStats(x_mean=x_sum / count, y_mean=y_sum / count, count=count)
 
 
@@ -137,7 +137,7 @@ def resolve_theta_bar(alpha: float | None, theta_bar: float | None) -> float:
                          f"got alpha={alpha!r}, theta_bar={theta_bar!r}")
     if alpha is not None:
         return moments.theta_bar(alpha)
-    value = float(theta_bar)
+    value = check_real("theta_bar", theta_bar)
     if not 0.5 <= value <= 1.0:
         raise ValueError(f"theta_bar must lie in [0.5, 1] (the mean of Beta(alpha, alpha) truncated to [1/2, 1]), "
                          f"got {theta_bar!r}")
@@ -261,9 +261,9 @@ class RescaledPredictor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Rescaled outputs (logit space) or rescaled log-probabilities (probability space), shape (B, ...)."""
-        if not isinstance(x, torch.Tensor) or x.shape[1:] != self.x_mean.shape:
-            shape = tuple(x.shape[1:]) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"inputs have per-sample shape {shape} but the training mean x_mean has shape "
+        x = check_inputs(x, name="x")
+        if x.shape[1:] != self.x_mean.shape:
+            raise ValueError(f"x has per-sample shape {tuple(x.shape[1:])} but the training mean x_mean has shape "
                              f"{tuple(self.x_mean.shape)}")
         shrink = self.theta_bar.to(x.dtype)
         outputs = self.model(shrink * x + (1 - shrink) * self.x_mean.to(x.dtype))

@@ -79,7 +79,7 @@ class Calibration:
             raise ValueError(f"predictions have {probs.shape[1]} classes but earlier updates had {self.num_classes}; "
                              "call reset() before evaluating a model with another class count")
         dense = _dense_targets(targets.to(probs.device) if isinstance(targets, torch.Tensor) else targets,
-                               tuple(probs.shape))
+                               tuple(probs.shape), probs)
         confidence, predicted = probs.max(dim=1)
         correct = (predicted == dense.argmax(dim=1)).to(torch.float64)
         nll = _per_sample_nll(predictions, probs, dense, self.from_logits)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checks import check_int
+from ._checks import check_float_dtype, check_int
 
 
 def as_label_tensor(labels: Any, name: str = "labels") -> torch.Tensor:
@@ -76,6 +76,7 @@ def dense_targets(labels: torch.Tensor, batch_size: int, *, num_classes: int | N
         )
     if num_classes is not None:
         num_classes = check_int("num_classes", num_classes, minimum=1)
+    check_float_dtype("dtype", dtype)
     if labels.dtype == torch.bool:
         labels = labels.long()
     if labels.is_floating_point():
