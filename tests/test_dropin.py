@@ -215,7 +215,7 @@ def test_bad_options_name_the_value():
 
 def _step(mixer, model, generator, x, y):
     batch = mixer(x, y, generator=generator)
-    return vicinal.mixup_loss(model(batch.inputs), batch, check_targets=False)
+    return vicinal.mixup_loss(model(batch.inputs), batch, check_values=False)
 
 
 @pytest.mark.parametrize("name", ["Mixup", "LocalMixup", "CutMix"])
@@ -238,7 +238,8 @@ def test_torch_compile_of_the_model_and_of_a_whole_step(name):
     assert torch.allclose(outside, eager, atol=1e-6) and torch.allclose(whole, eager, atol=1e-6)
     explained = torch._dynamo.explain(lambda a, b: _step(mixer, model, torch.Generator().manual_seed(0), a, b))(x, y)
     places = {(r.user_stack[-1].filename.rsplit("/", 1)[-1]) for r in explained.break_reasons if r.user_stack}
-    assert places <= {"lam.py", "pairing.py"}, [r.reason for r in explained.break_reasons]
+    allowed = {"lam.py", "pairing.py"} | ({"graphs.py"} if name == "LocalMixup" else set())  # docs/timm.md
+    assert places <= allowed, [r.reason for r in explained.break_reasons]
 
 
 def test_batched_trainer_refuses_mixers_it_cannot_replicate():

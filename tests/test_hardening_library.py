@@ -25,6 +25,7 @@ def data(scale=1.0, dtype=torch.float32, n=8, d=3):
 
 
 Y = torch.arange(8) % 3
+X4 = torch.randn(4, 3, 4, 4, generator=torch.Generator().manual_seed(0))  # image-shaped, for CutMix too
 
 
 # ----------------------------------------------------------------------------- silent wrong results
@@ -65,6 +66,11 @@ def _bool_flag_calls():
         v.Mixup: lambda **kw: v.Mixup(**kw),
         v.LocalMixup: lambda **kw: v.LocalMixup(graph=v.KNN(1), **kw),
         v.KMixup: lambda **kw: v.KMixup(k=2, **kw),
+        v.CutMix: lambda **kw: v.CutMix(num_classes=3, **kw)(X4, Y[:4]),
+        v.from_timm: lambda **kw: v.from_timm(num_classes=3, **kw)(X4, Y[:4]),
+        v.dense_targets: lambda **kw: v.dense_targets(Y, len(Y), num_classes=3, dtype=torch.float32, **kw),
+        v.reduce_weighted: lambda **kw: v.reduce_weighted(torch.rand(4), torch.rand(4), **kw),
+        v.mixup_loss: lambda **kw: v.mixup_loss(torch.randn(4, 3), v.Mixup(num_classes=3)(X4, Y[:4]), **kw),
         v.Exponential: lambda **kw: v.Exponential(1.0, **kw),
         v.sample_lam: lambda **kw: v.sample_lam(4, 1.0, **kw),
         v.approximate_mixup_loss: lambda **kw: v.approximate_mixup_loss(model, x.double(), Y, alpha=1.0, stats=s, **kw),
@@ -76,6 +82,11 @@ def _bool_flag_calls():
 def _bool_parameters(fn):
     target = fn.__init__ if inspect.isclass(fn) else fn
     return [p.name for p in inspect.signature(target).parameters.values() if isinstance(p.default, bool)]
+
+
+def _default(fn, name):
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    return inspect.signature(target).parameters[name].default
 
 
 def test_every_public_bool_parameter_is_listed_here():
@@ -96,7 +107,7 @@ def test_every_bool_flag_refuses_non_bools(value):
         for name in _bool_parameters(fn):
             with pytest.raises(TypeError, match=f"{name} must be True or False"):
                 call(**{name: value})
-            call(**{name: False})  # and a real bool works
+            call(**{name: _default(fn, name)})  # and a real bool works
 
 
 @pytest.mark.parametrize("value", [True, False, "0.75", None])

@@ -201,7 +201,7 @@ def test_threshold_needs_exactly_one_valid_parameter(kwargs, error, match):
 def test_exponential_refuses_infinite_decay_and_non_bool_relative():
     with pytest.raises(ValueError, match="decay must be finite"):
         v.Exponential(decay=float("inf"))
-    with pytest.raises(TypeError, match="relative must be a bool"):
+    with pytest.raises(TypeError, match="relative must be True or False"):
         v.Exponential(decay=1.0, relative="yes")
 
 

@@ -17,7 +17,7 @@ from typing import Callable, Union
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_choice, check_same_device, check_tensor, probability_tolerance
+from ._checks import check_bool, check_choice, check_same_device, check_tensor, probability_tolerance
 from .batch import MixedBatch
 
 REDUCTIONS = ("mean", "normalized", "sum", "none")
@@ -60,12 +60,16 @@ def squared_error(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (outputs - targets).pow(2).reshape(outputs.shape[0], -1).mean(dim=1)
 
 
-def reduce_weighted(per_sample: torch.Tensor, weights: torch.Tensor | None, reduction: str = "mean") -> torch.Tensor:
+def reduce_weighted(per_sample: torch.Tensor, weights: torch.Tensor | None, reduction: str = "mean", *,
+                    check_values: bool = True) -> torch.Tensor:
     """Apply locality weights and a reduction to per-sample losses (Baena et al. 2022, eq. 2).
 
     Samples of weight 0 contribute exactly 0 (even when their loss is infinite), and an all-zero
-    weight vector gives a zero loss with a zero gradient, never NaN.
+    weight vector gives a zero loss with a zero gradient, never NaN. ``check_values=False`` skips the
+    check that weights are >= 0 and not NaN (it reads tensor values: a synchronisation on CUDA and a
+    graph break under ``torch.compile``).
     """
+    check_values = check_bool("check_values", check_values)
     check_choice("reduction", reduction, REDUCTIONS)
     check_tensor("per_sample", per_sample)
     if per_sample.ndim != 1 or per_sample.shape[0] == 0:
@@ -79,7 +83,7 @@ def reduce_weighted(per_sample: torch.Tensor, weights: torch.Tensor | None, redu
                              f"{tuple(per_sample.shape)}")
         check_same_device("weights", weights, "per_sample", per_sample)
         # A negative or NaN locality weight has no meaning in eq. (2) and would flip or poison the loss.
-        if not bool((weights >= 0).all()):
+        if check_values and not bool((weights >= 0).all()):
             raise ValueError("weights must be finite and >= 0 (locality weights of Baena et al. 2022, eq. 2), "
                              f"got min {weights.min().item()!r}" + (" and NaN" if bool(weights.isnan().any()) else ""))
         weights = weights.to(per_sample.dtype)
@@ -94,7 +98,7 @@ def reduce_weighted(per_sample: torch.Tensor, weights: torch.Tensor | None, redu
 
 
 def mixup_loss(outputs: torch.Tensor, batch: MixedBatch, *, loss: LossName = "cross_entropy",
-               reduction: str = "mean", check_targets: bool = True) -> torch.Tensor:
+               reduction: str = "mean", check_values: bool = True) -> torch.Tensor:
     """Loss of a model's outputs on a :class:`MixedBatch`, weighted by ``batch.weights``.
 
     Baena et al. 2022, eq. (2) (weighted virtual samples); Zhang et al. 2018 (soft targets).
@@ -109,10 +113,12 @@ def mixup_loss(outputs: torch.Tensor, batch: MixedBatch, *, loss: LossName = "cr
         A callable takes ``(outputs, targets)`` and returns per-sample losses of shape (B,).
     reduction : {"mean", "normalized", "sum", "none"}
         See the module docstring; "mean" is eq. (2) scaled by 1/B.
-    check_targets : bool
-        Check that cross-entropy targets are probability vectors. ``False`` skips it (it reads tensor
-        values: a synchronisation on CUDA and a graph break under ``torch.compile``).
+    check_values : bool
+        Check that cross-entropy targets are probability vectors and locality weights are >= 0.
+        ``False`` skips both (they read tensor values: a synchronisation on CUDA and a graph break under
+        ``torch.compile``).
     """
+    check_values = check_bool("check_values", check_values)
     if not isinstance(batch, MixedBatch):
         raise TypeError(f"batch must be the MixedBatch a mixer returned, got {type(batch).__name__}")
     check_choice("reduction", reduction, REDUCTIONS)
@@ -129,7 +135,7 @@ def mixup_loss(outputs: torch.Tensor, batch: MixedBatch, *, loss: LossName = "cr
                              f"{got}; reduce over every dimension but the batch (e.g. .mean(dim=1)), not over it")
     elif check_choice("loss", loss, LOSSES) == "cross_entropy":
         check_tensor("outputs", outputs, floating=True)
-        if check_targets:
+        if check_values:
             _check_probability_targets(batch.targets)
         if outputs.shape != batch.targets.shape:
             raise ValueError(f"outputs (logits) must have the targets' shape {tuple(batch.targets.shape)} for "
@@ -137,7 +143,7 @@ def mixup_loss(outputs: torch.Tensor, batch: MixedBatch, *, loss: LossName = "cr
         per_sample = soft_cross_entropy(outputs, batch.targets)
     else:
         per_sample = squared_error(outputs, batch.targets.to(outputs.dtype))
-    return reduce_weighted(per_sample, batch.weights, reduction)
+    return reduce_weighted(per_sample, batch.weights, reduction, check_values=check_values)
 
 
 def _check_probability_targets(targets: torch.Tensor) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checks import check_float_dtype, check_int
+from ._checks import check_bool, check_float_dtype, check_int
 
 
 def as_label_tensor(labels: Any, name: str = "labels") -> torch.Tensor:
@@ -64,6 +64,7 @@ def dense_targets(labels: torch.Tensor, batch_size: int, *, num_classes: int | N
     ``check_values=False`` skips the checks that read label values (range, NaN), the Python branches
     ``torch.compile`` breaks its graph on.
     """
+    check_values = check_bool("check_values", check_values)
     labels = as_label_tensor(labels)
     if labels.ndim == 0 or labels.ndim > 2:
         raise ValueError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from ._checks import check_choice, check_fraction, check_int
+from ._checks import check_bool, check_choice, check_fraction, check_int
 from .mixers import Mixer
 
 TIMM_MODES = ("batch", "pair", "elem")
@@ -62,10 +62,10 @@ def from_timm(*, mixup_alpha: float = 1.0, cutmix_alpha: float = 0.0, cutmix_min
     if mixup_alpha == 0 and cutmix_alpha == 0:
         raise ValueError("mixup_alpha and cutmix_alpha are both 0, so nothing would be mixed; set one of them > 0 "
                          "(or drop the mixer and use label smoothing in the loss)")
-    if correct_lam is not True:
+    if not check_bool("correct_lam", correct_lam):
         raise ValueError(f"correct_lam={correct_lam!r} is not supported: vicinal always weights CutMix targets by "
                          f"the exact pasted area (timm's default correct_lam=True)")
-    if multi_label is not False:
+    if check_bool("multi_label", multi_label):
         raise ValueError(f"multi_label={multi_label!r} is not supported (smoothing towards 0.5 for multi-label "
                          f"targets); pass dense (B, C) targets with label_smoothing=0 instead")
     num_classes = check_int("num_classes", num_classes, minimum=1)
