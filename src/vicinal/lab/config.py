@@ -26,6 +26,10 @@ MIXING_METHODS = ("mixup", "local_mixup", "kmixup")
 GRAPHS = ("threshold", "quantile", "knn", "exponential")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "multistep", "cosine")
+#: Loss reductions of mixing methods: ``vicinal.losses.reduce_weighted``'s, and
+#: "mean_times_mean_weight", the Local Mixup authors' spirals loss (mean CE over the batch times
+#: the batch's mean pair weight: eq. 2's per-pair weighting is lost; kept to reproduce their recipe).
+REDUCTIONS = ("mean", "normalized", "sum", "mean_times_mean_weight")
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class RunConfig:
         check_choice("graph", self.graph, GRAPHS)
         check_choice("sampling", self.sampling, ("uniform", "weighted"))
         check_choice("lam_mode", self.lam_mode, ("batch", "sample"))
-        check_choice("reduction", self.reduction, ("mean", "normalized", "sum"))
+        check_choice("reduction", self.reduction, REDUCTIONS)
         check_choice("approx_estimator", self.approx_estimator, ("exact", "stochastic"))
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)

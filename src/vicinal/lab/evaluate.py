@@ -72,3 +72,29 @@ def fgsm_error(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
         return wrong / len(y)
     finally:
         model.train(was_training)
+
+
+def margin_fgsm_error(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                      batch_size: int = 2048) -> float:
+    """Error under a one-step attack on the logit margin (the loss of Carlini and Wagner 2017), no paper of this project.
+
+    Each input moves by ``eps * sign(grad_x (max_{j != y} z_j - z_y))``. Unlike FGSM on the
+    cross-entropy, whose gradient vanishes where softmax saturates on confident correct
+    predictions, the margin gradient keeps its size, so confident models are not under-attacked
+    (gradient masking). Same budget and sign step as :func:`fgsm_error`.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        wrong = 0
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+            xb = xb.clone().requires_grad_(True)
+            logits = model(xb)
+            true = logits.gather(1, yb[:, None]).squeeze(1)
+            others = logits.masked_fill(F.one_hot(yb, logits.shape[1]).bool(), float("-inf")).amax(1)
+            (grad,) = torch.autograd.grad((others - true).sum(), xb)
+            with torch.no_grad():
+                wrong += int((model(xb + eps * grad.sign()).argmax(1) != yb).sum())
+        return wrong / len(y)
+    finally:
+        model.train(was_training)
