@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny version for CI: seconds, direction checks only")
     p.add_argument("--out", default="docs", help="where reproductions.md sections and figures go (default docs)")
     p.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    p.add_argument("--recipe", choices=("authors", "corrected", "both"), default=None,
+                   help="spirals-eps: the authors' notebook, the paper's equations, or both with the ablation "
+                        "(default both)")
 
     sub.add_parser("list", help="datasets, models, methods and reproductions")
     return parser
@@ -200,7 +203,7 @@ def _plot_by_param(rows, param: str, metric: str, out: Path) -> Path:
 def _reproduce(args) -> int:
     from .reproduce import run_reproduction
 
-    print(run_reproduction(args.name, quick=args.quick, out=args.out, workers=args.workers))
+    print(run_reproduction(args.name, quick=args.quick, out=args.out, workers=args.workers, recipe=args.recipe))
     return 0
 
 
