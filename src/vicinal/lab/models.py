@@ -97,7 +97,7 @@ class MLP(StagedModel):
     """Fully connected network; one stage per hidden layer plus the output layer.
 
     The Local Mixup spirals net is ``MLP(2, (100, 100), 2)`` (Baena et al. 2022,
-    Sec. V-A); the k-Mixup toy net ``MLP(2, (130, 120), 2)`` (Greenewald et al. 2023,
+    Sec. V-A; the authors' notebook runs ``MLP(2, (100, 100, 100), 2, output_softmax=True)``); the k-Mixup toy net ``MLP(2, (130, 120), 2)`` (Greenewald et al. 2023,
     App. B); its UCI nets use widths ``(120, 84)`` for Iris and ``(120, 120, 84)`` for
     Breast Cancer (Sec. 5.2). Inputs of any shape ``(B, ...)`` are flattened first.
 

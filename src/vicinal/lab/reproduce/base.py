@@ -123,7 +123,7 @@ def assemble(ctx: Context, registry: dict) -> Path:
 
 def judge(main: dict[str, bool] | None, secondary: dict[str, bool] | None = None, *,
           authors: dict[str, bool] | None = None) -> tuple[str, str]:
-    """Verdict and reason by the rubric (:data:`RUBRIC`) from named claim checks.
+    """Verdict and reason by the rubric (:data:`RUBRIC`) from named claim checks (the project's rubric, no paper).
 
     Parameters
     ----------
@@ -167,7 +167,7 @@ def judge(main: dict[str, bool] | None, secondary: dict[str, bool] | None = None
 
 
 def paired_ci(a, b) -> tuple[float, float]:
-    """Mean and 95% half-width of the paired difference ``a - b`` (same seeds, in order)."""
+    """Mean and 95% Student-t half-width of the paired difference ``a - b`` (same seeds, in order); no paper."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired samples need equal 1-D shapes, got {a.shape} and {b.shape}")
