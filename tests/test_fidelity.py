@@ -190,3 +190,18 @@ def test_takeaway_says_only_what_paired_cis_show():
     line = takeaway(_rows(tied), "spirals")
     assert "not separable from mixup" in line and "worse than plain training" not in line
     assert takeaway(_rows({"erm": [1.0], "mixup": [2.0]}), "spirals") == ""
+
+
+def test_index_summarises_each_verdict_and_appends_the_closing_note(tmp_path):
+    from vicinal.lab.reproduce.base import Context, Section, assemble
+
+    ctx = Context(name="a", quick=False, out=tmp_path)
+    for name, verdict in (("a", "reproduced"), ("b", "not reproduced")):
+        section = Section(title=name, claim="c", verdict=verdict, reason="r", body="b", compute_seconds=12.4)
+        ctx.sections_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.sections_dir / f"{name}.md").write_text(section.render(Context(name=name, quick=False, out=tmp_path)))
+    (ctx.sections_dir / "closing-note.md").write_text("## Closing note\n\nbefore / after\n")
+    index = assemble(ctx, {"a": None, "b": None, "c": None}).read_text()
+    assert "| `a` | reproduced | 12 |" in index and "| `b` | not reproduced | 12 |" in index
+    assert index.index("## Summary") < index.index("## Not yet run") < index.index("## Closing note")
+    assert RUBRIC in index
