@@ -53,7 +53,7 @@ def test_unknown_model_lists_valid_names():
 
 
 def test_unknown_parameter_is_named():
-    expected = r"model 'mlp' has no parameter\(s\) \['depth'\]; it accepts \['activation', 'widths'\]"
+    expected = r"model 'mlp' has no parameter\(s\) \['depth'\]; it accepts \['activation', 'output_softmax', 'widths'\]"
     with pytest.raises(ValueError, match=expected):
         build_model("mlp", input_shape=(2,), num_outputs=2, depth=3)
     assert model_parameters("densenet_bc") == {"depth": 100, "growth_rate": 12, "compression": 0.5}

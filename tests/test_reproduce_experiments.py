@@ -20,7 +20,7 @@ EXPERIMENTS = {
     "kmixup-toys": ("Table 9", {"kmixup_toys_one_ring.png", "kmixup_toys_boundaries_one_ring.png"}),
     "kmixup-uci": ("Table 4", {"kmixup_uci_iris.png"}),
     "moons-rff": ("App. B.3", {"moons_rff_curves.png", "moons_rff_reliability.png"}),
-    "digits": ("Tables 6-7", {"digits_noise.png", "digits_fgsm.png"}),
+    "digits": ("Tables 6-7", {"digits_noise.png", "digits_fgsm.png", "digits_margin.png"}),
 }
 
 

@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where reproductions.md, its sections and figures go (results/ goes beside it); default: "
                         "the checkout's docs/ when run from the vicinal repository, else required")
     p.add_argument("--workers", type=_positive_int, default=2, help="parallel processes (default 2)")
+    p.add_argument("--recipe", choices=("authors", "corrected", "both"), default=None,
+                   help="spirals-eps: the authors' notebook, the paper's equations, or both with the ablation "
+                        "(default both)")
 
     sub.add_parser("list", help="datasets (with their parameters), models, methods and reproductions")
     return parser
@@ -220,7 +223,7 @@ def _reproduce(args) -> int:
     from .reproduce import run_reproduction
 
     out = Path(args.out) if args.out is not None else _checkout_docs()
-    print(run_reproduction(args.name, quick=args.quick, out=out, workers=args.workers))
+    print(run_reproduction(args.name, quick=args.quick, out=out, workers=args.workers, recipe=args.recipe))
     return 0
 
 

@@ -29,6 +29,10 @@ MIXING_METHODS = ("mixup", "local_mixup", "kmixup")
 GRAPHS = ("threshold", "quantile", "knn", "exponential")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "multistep", "cosine")
+#: Loss reductions of mixing methods: ``vicinal.losses.reduce_weighted``'s, and
+#: "mean_times_mean_weight", the Local Mixup authors' spirals loss (mean CE over the batch times
+#: the batch's mean pair weight: eq. 2's per-pair weighting is lost; kept to reproduce their recipe).
+REDUCTIONS = ("mean", "normalized", "sum", "mean_times_mean_weight")
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class RunConfig:
     def __post_init__(self):
         self._normalise_types()
         for name, choices in (("method", METHODS), ("graph", GRAPHS), ("sampling", ("uniform", "weighted")),
-                              ("lam_mode", ("batch", "sample")), ("reduction", ("mean", "normalized", "sum")),
+                              ("lam_mode", ("batch", "sample")), ("reduction", REDUCTIONS),
                               ("approx_estimator", ("exact", "stochastic")), ("optimizer", OPTIMIZERS),
                               ("schedule", SCHEDULES)):
             check_name(f"{name}", getattr(self, name), choices)

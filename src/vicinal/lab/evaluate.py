@@ -59,14 +59,36 @@ def fgsm_error(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps:
 
     Each input moves by ``eps * sign(grad_x CE(f(x), y))``; the attack uses the model in eval mode.
     """
+    return _sign_attack_error(model, x, y, eps=eps, batch_size=batch_size,
+                              objective=lambda logits, labels: F.cross_entropy(logits, labels))
+
+
+def margin_fgsm_error(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                      batch_size: int = 2048) -> float:
+    """Error under a one-step attack on the logit margin (the loss of Carlini and Wagner 2017), no paper of this project.
+
+    Each input moves by ``eps * sign(grad_x (max_{j != y} z_j - z_y))``. Unlike FGSM on the
+    cross-entropy, whose gradient vanishes where softmax saturates on confident correct
+    predictions, the margin gradient keeps its size, so confident models are not under-attacked
+    (gradient masking). Same budget and sign step as :func:`fgsm_error`.
+    """
+    def margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        true = logits.gather(1, labels[:, None]).squeeze(1)
+        others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf")).amax(1)
+        return (others - true).sum()
+
+    return _sign_attack_error(model, x, y, eps=eps, batch_size=batch_size, objective=margin)
+
+
+def _sign_attack_error(model, x, y, *, eps: float, batch_size: int, objective) -> float:
+    """Error after one step of size ``eps`` along the sign of grad_x objective(model(x), y), in eval mode."""
     was_training = model.training
     model.eval()
     try:
         wrong = 0
         for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
             xb = xb.clone().requires_grad_(True)
-            loss = F.cross_entropy(model(xb), yb)
-            (grad,) = torch.autograd.grad(loss, xb)
+            (grad,) = torch.autograd.grad(objective(model(xb), yb), xb)
             with torch.no_grad():
                 wrong += int((model(xb + eps * grad.sign()).argmax(1) != yb).sum())
         return wrong / len(y)

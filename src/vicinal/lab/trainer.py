@@ -25,6 +25,7 @@ checkpoint version 3).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -113,6 +114,9 @@ class _Step:
             hidden = x if layer == 0 else model.features(x, layer)
             batch = self.mixer(hidden, y, generator=mix_generator)
             outputs = model(batch.inputs) if layer == 0 else model.forward_from(batch.inputs, layer)
+            if config.reduction == "mean_times_mean_weight":  # the Local Mixup authors' loss, not eq. 2
+                unweighted = v.mixup_loss(outputs, dataclasses.replace(batch, weights=None), loss=self.loss_name)
+                return unweighted if batch.weights is None else unweighted * batch.weights.to(unweighted.dtype).mean()
             return v.mixup_loss(outputs, batch, loss=self.loss_name, reduction=config.reduction)
         if config.method == "erm":
             outputs = model(x)

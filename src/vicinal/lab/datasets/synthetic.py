@@ -27,14 +27,17 @@ def _two_class_split(points: np.ndarray, other: np.ndarray, *, rng: np.random.Ge
 
 
 def _spirals(*, seed: int, n_per_class: int = 1000, noise: float = 1.5, turns: float = 2.0,
-             test_fraction: float = 0.2):
+             test_fraction: float = 0.2, noise_model: str = "gaussian"):
     """Two coiling spirals, one per class (Baena et al. 2022, Sec. V-A, Fig. 3).
 
     Class 0 lies on the curve ``t (-cos t, sin t)`` with angle ``t = 2 pi turns sqrt(u)``,
     ``u ~ U(0, 1)`` (sqrt: points spread evenly over the disc the arm sweeps);
-    class 1 is its point reflection ``-x``. Each point gets isotropic Gaussian noise
-    of standard deviation ``noise``. Split ``test_fraction`` (stratified, seeded), then
-    both splits are standardised with the train mean and std.
+    class 1 is its point reflection ``-x``. ``noise_model="gaussian"``: each point gets
+    isotropic Gaussian noise of standard deviation ``noise``. ``noise_model="uniform_offset"``
+    (the authors' notebook): each class-0 point gets a Uniform[0, noise) offset per
+    coordinate and class 1 is the reflection of the noisy class 0, offsets included.
+    Split ``test_fraction`` (stratified, seeded), then both splits are standardised with
+    the train mean and std.
 
     Parameters
     ----------
@@ -46,22 +49,33 @@ def _spirals(*, seed: int, n_per_class: int = 1000, noise: float = 1.5, turns: f
         Full turns of each arm (two, as in the authors' notebook).
     test_fraction : float
         Share of points held out for testing (paper: 20 %).
+    noise_model : {"gaussian", "uniform_offset"}
+        Gaussian noise (default, the reading of the paper's text), or the authors' data
+        generator: ``uniform_offset`` with ``noise=0.5`` is the noise of the committed data files.
 
     Notes
     -----
-    Differs from the authors' script: the script adds Uniform[0, 0.5) offsets (noise
-    level 0.5, neither Gaussian nor zero-mean), fits the standardisation on all points
-    before splitting and does not stratify the split. Pass ``noise=0.5`` for the
-    script's noise level. The two levels give very different problems: a 1-NN rule
-    errs on about 30 % of test points at 1.5 and under 1 % at 0.5.
+    The paper's caption says noise 1.5 and does not name the distribution; the authors'
+    committed data use ``uniform_offset`` with 0.5, which is a different problem from
+    Gaussian 0.5 (a one-sided, zero-free offset that the reflection mirrors). The authors'
+    script also fits the standardisation on all points before splitting and does not
+    stratify the split; we split first in both models. A 1-NN rule errs on about 30 % of
+    test points at Gaussian 1.5 and under 1 % at Gaussian 0.5.
     """
     n_per_class = check_int("n_per_class", n_per_class, minimum=2)
     noise = check_nonnegative_float("noise", noise)
     turns = check_positive_float("turns", turns)
     test_fraction = _check_fraction("test_fraction", test_fraction)
+    if noise_model not in ("gaussian", "uniform_offset"):
+        raise ValueError(f"noise_model must be 'gaussian' or 'uniform_offset' (the authors' notebook), "
+                         f"got {noise_model!r}")
     rng = np.random.default_rng(seed)
     t = 2 * math.pi * turns * np.sqrt(rng.random(n_per_class))
     arm = t[:, None] * np.stack([-np.cos(t), np.sin(t)], axis=1)
+    if noise_model == "uniform_offset":
+        arm = arm + noise * rng.random(arm.shape)  # one-sided offsets; class 1 mirrors them with the points
+        return _two_class_split(arm, -arm, rng=rng, noise=0.0, seed=seed, test_fraction=test_fraction,
+                                standardize=True)
     return _two_class_split(arm, -arm, rng=rng, noise=noise, seed=seed, test_fraction=test_fraction, standardize=True)
 
 

@@ -54,6 +54,8 @@ def _unsupported_reason(path: str, module: nn.Module) -> str | None:
                 f"statistics and updates running buffers, which the stacked forward does not reproduce")
     if _is_container(module) or isinstance(module, _ELEMENTWISE + _POOLS + (nn.Linear, _FourierFeatures)):
         return None
+    if isinstance(module, nn.Softmax):  # over the last (class) axis it acts per member unchanged
+        return None if module.dim == -1 else f"layer {where} is a Softmax over dim {module.dim}, not the last axis"
     if isinstance(module, nn.Flatten):
         if (module.start_dim, module.end_dim) != (1, -1):
             return f"layer {where} flattens other dims than 1..-1"

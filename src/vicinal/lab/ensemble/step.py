@@ -45,6 +45,7 @@ class _Step:
         # "normalized" divides by the sum of the locality weights; without a graph they are all 1 (mean).
         self.normalized_reduction = _mask([r == "normalized" and m.mixer.graph is not None
                                            for r, m in zip(reduction, members)])
+        self.product_reduction = _mask([r == "mean_times_mean_weight" for r in reduction])
 
     def _graph_members(self, kind: type, field: str) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(mask (M, 1), parameter (M, 1)) of members whose uniform-sampling weights are vectorised."""
@@ -105,7 +106,13 @@ class _Step:
         outputs = self.stacked(mixed_x, None if everyone else active)
         per_sample = self._per_sample_loss(outputs, mixed_t)
         weighted = torch.where(weights > 0, weights * per_sample, torch.zeros_like(per_sample))
-        return weighted.sum(1) / self._divisor(weights, active)
+        loss = weighted.sum(1) / self._divisor(weights, active)
+        if self.product_reduction is not None:  # the Local Mixup authors' mean CE x mean pair weight
+            size = self.batch_sizes[active].to(weights.dtype)
+            product = (torch.where(valid, per_sample, torch.zeros_like(per_sample)).sum(1) / size
+                       * weights.sum(1) / size)
+            loss = torch.where(self.product_reduction[active], product, loss)
+        return loss
 
     def _warn_empty_graphs(self, x: torch.Tensor, active: torch.Tensor) -> None:
         """On the first mixing step, each Local Mixup member's graph judges its first batch as ``Mixer`` does:

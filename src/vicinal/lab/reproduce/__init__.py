@@ -33,15 +33,28 @@ REPRODUCTIONS: dict[str, tuple[str, str]] = {
 __all__ = ["REPRODUCTIONS", "Context", "Section", "run_reproduction"]
 
 
-def run_reproduction(name: str, *, quick: bool = False, out: str | Path = "docs", workers: int = 2) -> str:
-    """Run reproduction ``name``, write its section and figures, rebuild the index; return the section text."""
+#: Reproductions whose authors' code differs from their paper: ``--recipe authors|corrected|both``.
+WITH_RECIPES = ("spirals-eps",)
+
+
+def run_reproduction(name: str, *, quick: bool = False, out: str | Path = "docs", workers: int = 2,
+                     recipe: str | None = None) -> str:
+    """Run reproduction ``name``, write its section and figures, rebuild the index; return the section text.
+
+    ``recipe`` ("authors", "corrected" or "both", the default) applies to :data:`WITH_RECIPES` only.
+    """
     if name not in REPRODUCTIONS:
         from ..suggest import did_you_mean
 
         raise ValueError(f"unknown reproduction {name!r}{did_you_mean(name, REPRODUCTIONS)}; "
                          f"valid names: {', '.join(REPRODUCTIONS)}")
+    if recipe is not None and recipe not in ("authors", "corrected", "both"):
+        raise ValueError(f"recipe must be 'authors', 'corrected' or 'both', got {recipe!r}")
+    if recipe not in (None, "both") and name not in WITH_RECIPES:
+        raise ValueError(f"--recipe applies to {', '.join(WITH_RECIPES)} only (the other items follow one "
+                         f"recipe, stated in their sections), got recipe={recipe!r} for {name!r}")
     module = importlib.import_module(f"{__name__}.{REPRODUCTIONS[name][1]}")
-    ctx = Context(name=name, quick=quick, out=Path(out), workers=workers)
+    ctx = Context(name=name, quick=quick, out=Path(out), workers=workers, recipe=recipe)
     started = time.perf_counter()
     section = module.reproduce(ctx)
     section.compute_seconds = time.perf_counter() - started

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..datasets import load_dataset
 from ..plots import plot_decision_boundaries, plot_heatmap
-from .base import Context, Section, markdown_table
+from .base import Context, Section, judge, markdown_table, paired_below
 from ..evaluate import probability_fn
 from .runs import calibrated_alphas, cell, compute_note, half_widths, load_trained_model, sweep_metrics
 
@@ -44,12 +44,29 @@ PAPER_XI = {"one_ring": [0.10, 0.15, 0.20, 0.23, 0.25], "four_bars": [0.50, 0.78
 #: A cell counts as "1-mixup over-smooths here" when its k = 1 error is at least this (percent).
 MIN_K1_ERROR = 1.0
 
+#: One Ring geometry. The paper shows a picture only; Table 9 fixes xi. For 1-mixup (Algorithm 1)
+#: xi^2 = E||x_i - x_j||^2 E[min(lam, 1 - lam)^2], and for a disc of radius c (class 0) inside a circle of
+#: radius R (class 1), equal classes, E||x_i - x_j||^2 = c^2 / 2 + R^2. With E[min(lam, 1 - lam)^2] = 1/12
+#: at alpha = 1, Table 9's xi = 0.15 gives R = sqrt(12 xi^2 - c^2 / 2). The core radius sets the gap R - c
+#: between the classes: at 0.1 (our first reconstruction, R = 0.5) the gap is 2.7 xi and 1-mixup never errs,
+#: unlike Table 9's 5-10 %; 0.33 leaves a gap of about 0.9 xi, the size at which 1-mixup's segments between
+#: classes cross the boundary often enough to err as in the paper.
+ONE_RING_CORE = 0.33
+ONE_RING_XI = 0.15
+
+
+def one_ring_params(core_radius: float = ONE_RING_CORE, xi: float = ONE_RING_XI) -> dict:
+    """``one_ring`` dataset parameters whose 1-mixup xi at alpha = 1 is ``xi`` (Greenewald et al. 2023, Table 9)."""
+    ring_squared = 12 * xi ** 2 - core_radius ** 2 / 2
+    if ring_squared <= core_radius ** 2:
+        raise ValueError(f"xi={xi} is too small for core_radius={core_radius}: the ring would lie inside the core")
+    return {"core_radius": core_radius, "radius": round(float(np.sqrt(ring_squared)), 4)}
+
 
 # --------------------------------------------------------------------------- protocol
 
 
-#: The paper's optimiser (SGD lr 0.1, momentum 0.9); 40 epochs instead of 200 where that is enough (One Ring:
-#: no method errs), the paper's 200 on Four Bars.
+#: The paper's optimiser (SGD lr 0.1, momentum 0.9) and its 200 epochs (One Ring, Four Bars).
 SGD = dict(optimizer="sgd", lr=0.1, epochs=40)
 #: Swiss Roll with SGD lr 0.1 is not fitted within our budget (ERM 34.5% test error after 40 epochs), so it
 #: trains with Adam lr 0.01 (ERM reaches 0% by epoch 50; k-mixup needs longer), on a smaller k grid.
@@ -60,10 +77,11 @@ def _protocol(quick: bool) -> dict:
     """Per dataset: k values and training settings; shared: alphas, seeds, data size, calibration trials."""
     if quick:
         return dict(datasets={"one_ring": dict(ks=(1, 4), optimizer="sgd", lr=0.1, epochs=2)}, alphas=(1.0,),
-                    seeds=(0,), dataset_params={"n_per_class": 40}, n_trials=200)
-    return dict(datasets={"one_ring": dict(ks=KS, **SGD), "four_bars": dict(ks=KS, **dict(SGD, epochs=200)),
+                    seeds=(0,), dataset_params={"one_ring": dict(one_ring_params(), n_per_class=40)}, n_trials=200)
+    return dict(datasets={"one_ring": dict(ks=KS, **dict(SGD, epochs=200)),
+                          "four_bars": dict(ks=KS, **dict(SGD, epochs=200)),
                           "swiss_roll": dict(ks=(1, 4, 16), **ADAM)},
-                alphas=ALPHAS, seeds=(0, 1, 2, 3, 4), dataset_params={}, n_trials=4000)
+                alphas=ALPHAS, seeds=(0, 1, 2, 3, 4), dataset_params={"one_ring": one_ring_params()}, n_trials=4000)
 
 
 def _config(dataset: str, dataset_params: dict, training: dict, *, method: str, seed: int, **extra) -> dict:
@@ -84,12 +102,13 @@ def reproduce(ctx: Context) -> Section:
     body, figures, verdict_counts, run_metrics = [], [], [], []
     for dataset, training in p["datasets"].items():
         ks = training["ks"]
-        x_train = load_dataset(dataset, seed=0, **p["dataset_params"]).x_train
+        params = p["dataset_params"].get(dataset, {})
+        x_train = load_dataset(dataset, seed=0, **params).x_train
         calib = calibrated_alphas(x_train, ks, p["alphas"], p["n_trials"])
-        configs = [_config(dataset, p["dataset_params"], training, method="kmixup", k=k,
+        configs = [_config(dataset, params, training, method="kmixup", k=k,
                            alpha=round(calib[k, a].alpha_k, 6), seed=s)
                    for s in p["seeds"] for k in ks for a in p["alphas"]]
-        erm = [_config(dataset, p["dataset_params"], training, method="erm", seed=s) for s in p["seeds"]]
+        erm = [_config(dataset, params, training, method="erm", seed=s) for s in p["seeds"]]
         metrics = sweep_metrics(ctx, configs + erm)
         run_metrics += metrics
         errors = np.array([m["test_error"] for m in metrics[:len(configs)]]).reshape(
@@ -104,32 +123,36 @@ def reproduce(ctx: Context) -> Section:
         figures.append(path)
         body.append(_dataset_table(dataset, ks, p["alphas"], calib, errors, erm_errors))
         verdict_counts.append((dataset, _column_checks(errors)))
+    ring = p["dataset_params"]["one_ring"]
+    body.insert(0, f"**One Ring geometry.** A disc of radius {ring['core_radius']:g} (class 0) inside a circle of "
+                   f"radius {ring['radius']:g} (class 1), noise-free. The radius of the ring comes from Table 9's "
+                   f"xi = {ONE_RING_XI:g} at alpha = 1 (xi^2 = (c^2 / 2 + R^2) / 12 for 1-mixup); the core radius was "
+                   f"chosen so that the gap R - c is about one xi. Our first reconstruction (core 0.1, ring 0.5) "
+                   f"left a gap of 2.7 xi and 1-mixup never erred (0.00 % in every cell, against Table 9's 5-10 %), "
+                   f"so it could not test the claim.")
     boundary_figures, boundary_metrics = _decision_boundaries(ctx, p)
     figures += boundary_figures
     run_metrics += boundary_metrics
     body.append(compute_note(run_metrics))
 
-    total = {name: sum(c[name] for _, c in verdict_counts) for name in ("comparable", "better", "clearly", "best",
-                                                                          "columns")}
-    if total["comparable"] and total["clearly"] == total["comparable"]:
-        verdict = "reproduced"
-    elif total["clearly"]:
-        verdict = "partly reproduced"
-    else:
-        verdict = "not reproduced"
     k_max = max(max(training["ks"]) for training in p["datasets"].values())
-    per_dataset = ", ".join(f"{TITLES[d]} {c['clearly']}/{c['comparable']}" for d, c in verdict_counts)
+    main = {f"{TITLES[d]}: k = {k_max} below k = 1 in {c['clearly']} of {c['comparable']} informative columns":
+            c["clearly"] == c["comparable"] for d, c in verdict_counts if c["comparable"]}
+    informative = sum(c["informative"] for _, c in verdict_counts)
+    best = sum(c["best"] for _, c in verdict_counts)
+    secondary = {f"k = {k_max} is the best k in {best} of {informative} informative columns (paper: all but one "
+                 f"of 15)": best >= informative - 1} if informative else {}
     silent = [TITLES[d] for d, c in verdict_counts if not c["comparable"]]
-    silent = (f" On our {' and '.join(silent)} 1-mixup errs on less than {MIN_K1_ERROR:g}% at every alpha, so it "
-              f"cannot show the effect." if silent else "")
-    reason = (f"k = {k_max} has lower mean test error than k = 1 in {total['better']} of the {total['comparable']} "
-              f"(dataset, xi) cells where 1-mixup errs on at least {MIN_K1_ERROR:g}%, with 95% CIs apart in "
-              f"{total['clearly']} ({per_dataset}; paper: better in all); k = {k_max} is the best k in "
-              f"{total['best']} of {total['columns']} columns (paper: 14 of 15).{silent} Protocol: "
-              f"{len(p['seeds'])} seeds (paper 5), 40 (One Ring) and 150 (Swiss Roll) epochs instead of 200, Adam and "
-              f"k in {{1, 4, 16}} for "
-              f"Swiss Roll, and our reconstructions of the toy data (the paper gives "
-              f"pictures, not generators)")
+    if not main:
+        main = {"some toy has a column where 1-mixup errs": False}
+    verdict, reason = judge(main, secondary)
+    reason += (". A column is informative when 1-mixup errs on at least "
+               f"{MIN_K1_ERROR:g}% (for 'best k': when the k differ at all); k = {k_max} below k = 1 means the "
+               f"paired 95% CI of the difference (same seeds and data) lies below 0"
+               + (f". Uninformative toys: {', '.join(silent)}" if silent else "")
+               + f". Protocol: {len(p['seeds'])} seeds (paper 5), 150 epochs on Swiss Roll instead of 200 with Adam "
+               f"and k in {{1, 4, 16}}, our reconstructions of the toy data (the paper gives pictures, not "
+               f"generators)")
     if ctx.quick:
         verdict, reason = "not assessed (quick run)", "too few seeds and epochs to judge; " + reason
     training_text = "; ".join(
@@ -178,17 +201,18 @@ def _column_checks(errors: np.ndarray) -> dict:
     """Per alpha column: does the largest k (16 in the full run) beat k = 1, clearly (95% CIs apart), and is
     it the best k? ``errors`` has shape (seeds, k, alpha)."""
     means = 100 * errors.mean(axis=0)
-    halves = half_widths(errors)
-    halves = np.zeros_like(means) if halves is None else halves
-    comparable = better = clearly = best = 0
+    comparable = better = clearly = best = informative = 0
     for j in range(means.shape[1]):
         column = means[:, j]
-        best += int(column[-1] == column.min())
+        if np.ptp(column) > 0:  # every k scoring the same (e.g. 0.00 everywhere) says nothing about the best k
+            informative += 1
+            best += int(column[-1] == column.min())
         if column[0] >= MIN_K1_ERROR:
             comparable += 1
             better += int(column[-1] < column[0])
-            clearly += int(column[-1] + halves[-1, j] < column[0] - halves[0, j])
-    return dict(comparable=comparable, better=better, clearly=clearly, best=best, columns=means.shape[1])
+            clearly += int(errors.shape[0] > 1 and paired_below(errors[:, -1, j], errors[:, 0, j]))
+    return dict(comparable=comparable, better=better, clearly=clearly, best=best, informative=informative,
+                columns=means.shape[1])
 
 
 def _decision_boundaries(ctx: Context, p: dict) -> tuple[list[Path], list[dict]]:
@@ -199,7 +223,7 @@ def _decision_boundaries(ctx: Context, p: dict) -> tuple[list[Path], list[dict]]
     model_dir = ctx.store_path.parent / "models"
     methods = {"erm": dict(method="erm"), "1-mixup": dict(method="kmixup", k=1, alpha=1.0),
                "32-mixup": dict(method="kmixup", k=32, alpha=1.0)}
-    configs = {(dataset, name): _config(dataset, p["dataset_params"], training, seed=0, **extra)
+    configs = {(dataset, name): _config(dataset, p["dataset_params"].get(dataset, {}), training, seed=0, **extra)
                for dataset, training in p["datasets"].items() for name, extra in methods.items()}
     # A store of their own: the 1-mixup run is also a grid run, which kept no weights.
     metrics = dict(zip(configs, sweep_metrics(ctx, list(configs.values()), model_dir=model_dir,

@@ -15,7 +15,7 @@ from vicinal.alpha import perturbation_rms
 
 from ..datasets import load_dataset
 from ..plots import plot_heatmap
-from .base import Context, Section, markdown_table, mean_ci
+from .base import Context, Section, judge, markdown_table, mean_ci, paired_ci
 from .runs import calibrated_alphas, cell, compute_note, half_widths, sweep_metrics
 
 KS = (1, 2, 4, 8, 16)
@@ -42,18 +42,56 @@ def _protocol(quick: bool) -> dict:
                 epochs={"iris": 100, "breast_cancer": 50}, n_trials=4000)
 
 
-def _config(dataset: str, *, method: str, seed: int, epochs: int, **extra) -> dict:
+def _config(dataset: str, *, method: str, seed: int, epochs: int, batch_size: int = 32, **extra) -> dict:
     """One UCI run: the paper's MLP, SGD lr 0.005 momentum 0.9 wd 1e-4, lr / 10 at 1/2 and 3/4, batch 32."""
     return dict(dataset=dataset, model="mlp", model_params={"widths": WIDTHS[dataset]}, method=method,
                 optimizer="sgd", lr=0.005, momentum=0.9, weight_decay=1e-4, schedule="multistep",
-                milestones=[epochs // 2, (3 * epochs) // 4], gamma=0.1, epochs=epochs, batch_size=32,
+                milestones=[epochs // 2, (3 * epochs) // 4], gamma=0.1, epochs=epochs, batch_size=batch_size,
                 eval_rescaled=False, seed=seed, **extra)
+
+
+#: What Sec. 5.2 leaves open; each changes the numbers, the first two by more than the k effect.
+UNKNOWNS = ("**What the paper leaves open.** Sec. 5.2 gives the networks, lr 0.005, 20 trials and Table 4, but not "
+            "the batch size, the input scaling (our standardised inputs give other xi than Table 4's; min-max "
+            "scaling matches Iris, neither matches Breast Cancer), the split, or whether 200 epochs apply (we train "
+            "Iris 100 and Breast Cancer 50 epochs). No input scaling we tried reaches the paper's 11.25 % ERM "
+            "error on Breast Cancer: its networks there were far less trained than ours. The table below shows "
+            "how the k effect depends on the batch size, the largest unknown.")
+
+#: Batch sizes of the sensitivity table (k = 16 needs at least 16).
+SENSITIVITY_BATCHES = (32, 64, 128)
+
+
+def _batch_sensitivity(ctx: Context, p: dict) -> tuple[str, list[dict]]:
+    """k = 16 − k = 1 at alpha = 1 (Algorithm 1's alpha_16) for several batch sizes, paired over seeds."""
+    rows, all_metrics = [], []
+    for dataset in p["datasets"]:
+        seeds, epochs = p["seeds"][dataset], p["epochs"][dataset]
+        calib = calibrated_alphas(load_dataset(dataset, seed=0).x_train, (1, 16), (1.0,), p["n_trials"])
+        for batch in SENSITIVITY_BATCHES:
+            configs = [_config(dataset, method="kmixup", k=k, alpha=round(calib[k, 1.0].alpha_k, 6), seed=s,
+                               epochs=epochs, batch_size=batch) for k in (1, 16) for s in seeds]
+            configs += [_config(dataset, method="erm", seed=s, epochs=epochs, batch_size=batch) for s in seeds]
+            metrics = sweep_metrics(ctx, configs)
+            all_metrics += metrics
+            e = 100 * np.array([m["test_error"] for m in metrics]).reshape(3, len(seeds))
+            diff = paired_ci(e[1], e[0])
+            rows.append([TITLES[dataset], batch, cell(e[2] / 100), cell(e[0] / 100), cell(e[1] / 100),
+                         f"{diff[0]:+.2f} ± {diff[1]:.2f}"])
+    return ("**Batch-size sensitivity** (α = 1, test error %, mean ± 95% CI; last column paired over seeds)\n\n"
+            + markdown_table(["dataset", "batch", "ERM", "k=1", "k=16", "k=16 − k=1"], rows)), all_metrics
+
+
+def _best_cell_checks(best_cells: dict) -> dict[str, bool]:
+    """Secondary claim of Sec. 5.2: the best cell has a small alpha (<= 0.1) and k >= 4."""
+    return {f"{TITLES[d]}: best cell (α={a:g}, k={k}) has small α and k ≥ 4": bool(a <= 0.1 and k >= 4)
+            for d, (a, k) in best_cells.items()}
 
 
 def reproduce(ctx: Context) -> Section:
     """k-Mixup Table 4 (Iris, Breast Cancer): test error over k x alpha plus ERM (Greenewald et al. 2023, Sec. 5.2)."""
     p = _protocol(ctx.quick)
-    body, figures, checks, run_metrics = [], [], [], []
+    body, figures, checks, run_metrics, best_cells = [], [], [], [], {}
     for dataset in p["datasets"]:
         seeds, epochs = p["seeds"][dataset], p["epochs"][dataset]
         calib = calibrated_alphas(load_dataset(dataset, seed=0).x_train, p["ks"], p["alphas"], p["n_trials"])
@@ -71,30 +109,22 @@ def reproduce(ctx: Context) -> Section:
         plot_heatmap(p["ks"], p["alphas"], means.T, path, ci_half_widths=None if halves is None else halves.T,
                      title=f"{TITLES[dataset]}: test error (%), ours (k-Mixup Table 4), {len(seeds)} seeds")
         figures.append(path)
+        best_cells[dataset] = np.unravel_index(int(np.argmin(means)), means.shape)
+        best_cells[dataset] = (p["alphas"][best_cells[dataset][0]], p["ks"][best_cells[dataset][1]])
         rows_check = _k_gain(errors)
         checks += [(dataset, a, gain) for a, gain in zip(p["alphas"], rows_check)]
         minmax_xi = [_minmax_xi(dataset, a, p["n_trials"]) for a in p["alphas"]]
         body.append(_dataset_table(dataset, p, calib, minmax_xi, errors, erm_errors, rows_check))
         run_metrics += metrics
 
-    better = sum(round(gain[0], 2) < 0 for _, _, gain in checks)  # lower at the precision shown
-    significant = {d: sum(bool(gain[0] + gain[1] < 0) for name, _, gain in checks if name == d)  # NaN CI: no
-                   for d in p["datasets"]}
-    if sum(significant.values()) == len(checks):
-        verdict = "reproduced"
-    elif sum(significant.values()):
-        verdict = "partly reproduced"
-    else:
-        verdict = "not reproduced"
+    main = {f"{TITLES[d]} α={a:g}: mean(k≥2) below k=1": bool(gain[0] + gain[1] < 0)  # NaN CI (1 seed): fails
+            for d, a, gain in checks}
+    verdict, reason = judge(main, _best_cell_checks(best_cells))
     seeds_text = ", ".join(f"{TITLES[d]} {len(p['seeds'][d])}" for d in p["datasets"])
     epochs_text = ", ".join(f"{TITLES[d]} {p['epochs'][d]}" for d in p["datasets"])
-    per_dataset = ", ".join(f"{TITLES[d]} {n} of {len(p['alphas'])}" for d, n in significant.items())
-    reason = (f"averaged over k >= 2, k-mixup has lower mean error than 1-mixup in {better} of {len(checks)} "
-              f"(dataset, alpha) rows, with the 95% CI of the paired difference below zero in {per_dataset} "
-              f"(paper: k-mixup better in every row). Protocol: seeds {seeds_text} (paper 20), epochs "
-              f"{epochs_text} (paper 200); our inputs are standardised, while the paper's xi match min-max scaled "
-              f"features on Iris and neither scaling on Breast Cancer (see the ξ column), so the input scale seen "
-              f"by lr 0.005 differs and absolute errors are not comparable")
+    reason += (f" (each by the paired 95% CI of mean(k≥2) − k=1 over seeds; paper: k-mixup better in every row). "
+               f"Protocol: seeds {seeds_text} (paper 20), epochs {epochs_text} (paper 200); the paper gives no batch "
+               f"size and no input scaling (see the unknowns below)")
     if ctx.quick:
         verdict, reason = "not assessed (quick run)", "too few seeds and epochs to judge; " + reason
     configuration = (
@@ -103,6 +133,10 @@ def reproduce(ctx: Context) -> Section:
         f"epochs {epochs_text}, seeds {seeds_text}, each seed a fresh stratified 80/20 split with "
         f"standardised features; alpha_k from Algorithm 1 (`calibrate_alpha`, N = {p['n_trials']}) on the "
         f"seed-0 training inputs. Test error in %, mean ± 95% CI over seeds.")
+    if not ctx.quick:
+        sensitivity, sensitivity_metrics = _batch_sensitivity(ctx, p)
+        body += [UNKNOWNS, sensitivity]
+        run_metrics += sensitivity_metrics
     body.append(compute_note(run_metrics))
     return Section(title="k-Mixup Table 4: Iris and Breast Cancer, k x alpha",
                    claim="on small UCI datasets k-mixup (k > 1) improves over 1-mixup at every alpha, best with "

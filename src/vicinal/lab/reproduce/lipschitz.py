@@ -15,7 +15,7 @@ from scipy.spatial.distance import pdist
 
 from ...theory.lipschitz import lipschitz_lower_bound, lipschitz_lower_bound_curve
 from ..datasets import load_dataset
-from .base import Context, Section, markdown_table
+from .base import Context, Section, judge, markdown_table
 
 PAPER = {"vanilla": 0.073, "mixup": 0.11}  # Sec. V-B, CIFAR-10
 
@@ -120,13 +120,17 @@ def reproduce(ctx: Context) -> Section:
         + " Q(D) is nondecreasing in eps by construction (V_eps grows with eps), so monotonicity itself is not "
         "evidence; the evidence is the size of the rise and its intermediate values."
     )
-    if rises:
-        verdict = "partly reproduced"
-        reason = (f"Q(D) rises smoothly with eps from vanilla to Mixup (ratio {np.mean(digits['ratios']):.2f}, "
-                  f"paper {paper_ratio:.2f}) on digits, not CIFAR-10, with Q(D) as we reconstruct it")
-    else:
-        verdict = "not reproduced"
-        reason = f"on digits Q(D) does not rise through intermediate eps (steps {digits['steps']})"
+    digits_grid = list(digits["grid"].values())
+    grid_stable = abs(digits_grid[-1] / digits_grid[0] - 1) < 0.05
+    main = {f"on digits Q(D) rises from vanilla to Mixup through intermediate eps (ratio "
+            f"{np.mean(digits['ratios']):.2f})": rises}
+    secondary = {f"the Mixup / vanilla ratio is close to the paper's {paper_ratio:.2f} and does not depend on the "
+                 f"lam grid (digits Mixup value moves {100 * (digits_grid[-1] / digits_grid[0] - 1):+.0f} % from the "
+                 f"coarsest to the finest grid)": grid_stable and abs(np.mean(digits["ratios"]) / paper_ratio - 1) < 0.1,
+                 "the paper's CIFAR-10 values (0.073, 0.11)": False}
+    verdict, reason = judge(main, secondary)
+    reason += (". CIFAR-10 is not run here (digits and spirals stand in), so its values stay unchecked; Q(D) "
+               "is computed as we reconstruct it from Sec. V-B")
     if ctx.quick:
         reason = "quick CI run (tiny subsamples): " + reason
     body = (

@@ -19,7 +19,7 @@ import torch
 
 from ...graphs import KNN
 from ...theory import local_1d as theory
-from .base import Context, Section, markdown_table
+from .base import Context, Section, judge, markdown_table
 
 
 def _plan(quick: bool) -> dict:
@@ -259,25 +259,14 @@ def reproduce(ctx: Context) -> Section:
     iid_text, iid_ok, iid_fig = _iid_bounds(ctx, plan)
     linear_text, affine_ok, linear_differs = _linear(plan)
 
-    held = {"eq. (3)-(4)": periodic_ok, "Thm IV.1": bv_ok, "Thm IV.2": iid_ok,
-            "Thm III.2 (piecewise linear)": lemma_density_ok}
-    failed = [name for name, ok in held.items() if not ok]
-    caveats = []
-    if not lemma_count_ok:
-        caveats.append("eq. (1)'s equal weights do not give the Mixup minimiser (density weights 1/|x_i - x_j| do)")
-    if linear_differs:
-        caveats.append("Thm IV.3 holds for affine data and complete graphs but not for finite noisy data "
-                       "with a kNN graph")
-    if not affine_ok:
-        failed.append("Thm IV.3 on affine data")
-    if failed:
-        verdict = "not reproduced" if len(failed) > 2 else "partly reproduced"
-        reason = "does not hold here: " + ", ".join(failed) + ("; " + "; ".join(caveats) if caveats else "")
-    elif caveats:
-        verdict = "partly reproduced"
-        reason = ("eq. (3)-(4), Thm III.2, IV.1 and IV.2 check out numerically; " + "; ".join(caveats))
-    else:
-        verdict, reason = "reproduced", "every closed form matches its numerical counterpart"
+    main = {"eq. (3)-(4)": periodic_ok, "Thm IV.1": bv_ok, "Thm IV.2": iid_ok,
+            "Thm III.2 (piecewise linear minimiser)": lemma_density_ok}
+    secondary = {"Lemma III.1 / eq. (1) with equal weights over E(x~)": lemma_count_ok,
+                 "Thm IV.3 on affine data with complete graphs": affine_ok,
+                 "Thm IV.3 on finite noisy data with a kNN graph": not linear_differs}
+    verdict, reason = judge(main, secondary)
+    reason += (" (each against its numerical ground truth; eq. (1)'s minimiser needs density weights "
+               "1/|x_i - x_j| instead of equal ones)")
     if ctx.quick:
         reason = "quick CI run (small sizes): " + reason
     configuration = (
