@@ -19,7 +19,7 @@ from .densenet import DenseNetBC
 from .fully_connected import MLP, RandomFourierFeatures, _FourierFeatures
 from .lenet import LeNet
 from .registry import available_models, build_model, model_parameters
-from .resnets import PreActResNet18
+from .resnets import PreActResNet18, ResNet34, WideResNet
 from .staged import StagedModel
 
 
@@ -29,6 +29,8 @@ __all__ = [
     "RandomFourierFeatures",
     "LeNet",
     "PreActResNet18",
+    "ResNet34",
+    "WideResNet",
     "DenseNetBC",
     "build_model",
     "available_models",

@@ -13,7 +13,7 @@ from vicinal._checks import check_int
 from .densenet import DenseNetBC
 from .fully_connected import MLP, RandomFourierFeatures
 from .lenet import LeNet
-from .resnets import PreActResNet18
+from .resnets import PreActResNet18, ResNet34, WideResNet
 from .staged import StagedModel, _image_shape
 
 
@@ -29,13 +29,23 @@ def _build_rff(input_shape, num_outputs, *, seed: int | None, n_features: int = 
     return RandomFourierFeatures(_flat_size(input_shape), num_outputs, n_features=n_features, sigma=sigma, seed=seed)
 
 
-def _build_lenet(input_shape, num_outputs):
-    return LeNet(input_shape, num_outputs)
+def _build_lenet(input_shape, num_outputs, *, padding: int = 2):
+    return LeNet(input_shape, num_outputs, padding=padding)
 
 
 def _build_preact_resnet18(input_shape, num_outputs, *, width: int = 64):
     channels, _, _ = _image_shape(input_shape, minimum_side=1)
     return PreActResNet18(num_outputs, in_channels=channels, width=width)
+
+
+def _build_resnet34(input_shape, num_outputs, *, width: int = 64):
+    channels, _, _ = _image_shape(input_shape, minimum_side=1)
+    return ResNet34(num_outputs, in_channels=channels, width=width)
+
+
+def _build_wide_resnet(input_shape, num_outputs, *, depth: int = 28, widen_factor: int = 10, dropout: float = 0.0):
+    channels, _, _ = _image_shape(input_shape, minimum_side=1)
+    return WideResNet(num_outputs, in_channels=channels, depth=depth, widen_factor=widen_factor, dropout=dropout)
 
 
 def _build_densenet_bc(input_shape, num_outputs, *, depth: int = 100, growth_rate: int = 12,
@@ -51,6 +61,8 @@ _REGISTRY: dict[str, Callable[..., StagedModel]] = {
     "lenet": _build_lenet,
     "preact_resnet18": _build_preact_resnet18,
     "densenet_bc": _build_densenet_bc,
+    "resnet34": _build_resnet34,
+    "wide_resnet": _build_wide_resnet,
 }
 
 
@@ -76,7 +88,8 @@ def build_model(name: str, *, input_shape: Sequence[int], num_outputs: int, seed
     name : str
         One of :func:`available_models`: ``mlp`` (:class:`MLP`), ``rff``
         (:class:`RandomFourierFeatures`), ``lenet`` (:class:`LeNet`),
-        ``preact_resnet18`` (:class:`PreActResNet18`), ``densenet_bc`` (:class:`DenseNetBC`).
+        ``preact_resnet18`` (:class:`PreActResNet18`), ``resnet34`` (:class:`ResNet34`),
+        ``wide_resnet`` (:class:`WideResNet`), ``densenet_bc`` (:class:`DenseNetBC`).
     input_shape : sequence of int
         Shape of one input, e.g. ``dataset.input_shape``; image models need ``(C, H, W)``.
     num_outputs : int
