@@ -9,7 +9,7 @@ from torch import nn
 
 from vicinal._checks import check_int, check_positive_float
 
-from .staged import StagedModel, _head
+from .staged import StagedModel, _blocks_per_group, _check_head_and_input, _head
 
 
 class _DenseLayer(nn.Module):
@@ -58,16 +58,12 @@ class DenseNetBC(StagedModel):
 
     def __init__(self, num_outputs: int, *, in_channels: int = 3, depth: int = 100, growth_rate: int = 12,
                  compression: float = 0.5):
-        num_outputs = check_int("num_outputs", num_outputs, minimum=1)
-        in_channels = check_int("in_channels", in_channels, minimum=1)
-        depth = check_int("depth", depth, minimum=10)
-        if (depth - 4) % 6:
-            raise ValueError(f"depth - 4 must be a multiple of 6 (e.g. 10, 40, 100), got depth={depth}")
+        num_outputs, in_channels = _check_head_and_input(num_outputs, in_channels)
+        layers_per_block = _blocks_per_group(depth, "10, 40, 100, 190")
         growth_rate = check_int("growth_rate", growth_rate, minimum=1)
         compression = check_positive_float("compression", compression)
         if compression > 1:
             raise ValueError(f"compression must be in (0, 1], got {compression}")
-        layers_per_block = (depth - 4) // 6
         channels = 2 * growth_rate
         stages: list[nn.Module] = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)]
         for block in range(3):

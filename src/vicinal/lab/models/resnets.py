@@ -7,7 +7,7 @@ from torch import nn
 
 from vicinal._checks import check_fraction, check_int
 
-from .staged import StagedModel, _head
+from .staged import StagedModel, _blocks_per_group, _check_head_and_input, _head
 
 
 class _PreActBlock(nn.Module):
@@ -64,8 +64,7 @@ class PreActResNet18(StagedModel):
     """
 
     def __init__(self, num_outputs: int, *, in_channels: int = 3, width: int = 64):
-        num_outputs = check_int("num_outputs", num_outputs, minimum=1)
-        in_channels = check_int("in_channels", in_channels, minimum=1)
+        num_outputs, in_channels = _check_head_and_input(num_outputs, in_channels)
         width = check_int("width", width, minimum=1)
         stages: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1, bias=False)]
         channels = width
@@ -113,13 +112,9 @@ class ResNet34(StagedModel):
 
     Parameters
     ----------
-    num_outputs : int
-        Number of logits.
-    in_channels : int
-        Image channels (3 for CIFAR).
-    width : int
-        Channels of the first stage (64 in the standard network); small values give a
-        tiny network for tests.
+    num_outputs, in_channels, width : int
+        Logits, image channels and channels of the first stage, as for
+        :class:`PreActResNet18` (``width=64`` is the standard network).
 
     Notes
     -----
@@ -131,8 +126,7 @@ class ResNet34(StagedModel):
     """
 
     def __init__(self, num_outputs: int, *, in_channels: int = 3, width: int = 64):
-        num_outputs = check_int("num_outputs", num_outputs, minimum=1)
-        in_channels = check_int("in_channels", in_channels, minimum=1)
+        num_outputs, in_channels = _check_head_and_input(num_outputs, in_channels)
         width = check_int("width", width, minimum=1)
         stages: list[nn.Module] = [nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
@@ -158,10 +152,8 @@ class WideResNet(StagedModel):
 
     Parameters
     ----------
-    num_outputs : int
-        Number of logits.
-    in_channels : int
-        Image channels (3 for CIFAR).
+    num_outputs, in_channels : int
+        Number of logits; image channels (3 for CIFAR).
     depth : int
         Total depth; ``depth - 4`` must be a positive multiple of 6 (28 for WRN-28-10,
         10 for a tiny one).
@@ -179,14 +171,10 @@ class WideResNet(StagedModel):
 
     def __init__(self, num_outputs: int, *, in_channels: int = 3, depth: int = 28, widen_factor: int = 10,
                  dropout: float = 0.0):
-        num_outputs = check_int("num_outputs", num_outputs, minimum=1)
-        in_channels = check_int("in_channels", in_channels, minimum=1)
-        depth = check_int("depth", depth, minimum=10)
-        if (depth - 4) % 6:
-            raise ValueError(f"depth - 4 must be a multiple of 6 (e.g. 10, 16, 28, 40), got depth={depth}")
+        num_outputs, in_channels = _check_head_and_input(num_outputs, in_channels)
+        blocks = _blocks_per_group(depth, "10, 16, 28, 40")
         widen_factor = check_int("widen_factor", widen_factor, minimum=1)
         dropout = check_fraction("dropout", dropout, closed=False)
-        blocks = (depth - 4) // 6
         stages: list[nn.Module] = [nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)]
         channels = 16
         for multiplier, stride in ((1, 1), (2, 2), (4, 2)):

@@ -75,3 +75,20 @@ def _head(channels: int, num_outputs: int) -> nn.Module:
         nn.BatchNorm2d(channels), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_outputs)
     )
 
+
+
+def _check_head_and_input(num_outputs: Any, in_channels: Any) -> tuple[int, int]:
+    """The two sizes every image network takes: logits and image channels, both positive ints."""
+    return check_int("num_outputs", num_outputs, minimum=1), check_int("in_channels", in_channels, minimum=1)
+
+
+def _blocks_per_group(depth: Any, examples: str) -> int:
+    """Blocks (or dense layers) in each of the three groups of a net of ``depth`` = 6 n + 4 layers.
+
+    Both DenseNet-BC (Huang et al. 2017) and WideResNet (Zagoruyko & Komodakis 2016)
+    count depth this way: three groups of ``n`` two-convolution units plus 4.
+    """
+    depth = check_int("depth", depth, minimum=10)
+    if (depth - 4) % 6:
+        raise ValueError(f"depth - 4 must be a multiple of 6 (e.g. {examples}), got depth={depth}")
+    return (depth - 4) // 6
