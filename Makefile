@@ -7,7 +7,7 @@ PIP_FLAGS := -q --disable-pip-version-check -c constraints.txt
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(PY) -m pip install $(PIP_FLAGS) -e ".[lab,ray,ot,test,lightning]"
+	$(PY) -m pip install $(PIP_FLAGS) -e ".[lab,ray,ot,test,lightning,images]"
 	touch $@
 
 install: $(VENV)/.installed

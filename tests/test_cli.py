@@ -80,6 +80,13 @@ def test_list(capsys):
     assert main(["list"]) == 0
     text = capsys.readouterr().out
     assert "spirals" in text and "preact_resnet18" in text and "spirals-eps" in text
+    # The image benchmarks of the papers (issue 17): every loader and network, with its parameters.
+    assert "svhn           root=<required>, standardize=False" in text
+    assert "tiny_imagenet  root=<required>, standardize=False" in text
+    assert "cifar10_c      root=<required>, clean_root=<required>, corruption=<required>, severity=<required>" in text
+    assert "cifar100_c     root=<required>" in text
+    assert "resnet34         width=64" in text and "lenet            padding=2" in text
+    assert "wide_resnet      depth=28, widen_factor=10, dropout=0.0" in text
 
 
 def test_help_reads_well(capsys):

@@ -40,7 +40,8 @@ def _one_nn_test_error(d: Dataset) -> float:
 def test_registry_lists_every_dataset():
     assert set(available_datasets()) == {
         "spirals", "moons", "one_ring", "four_bars", "swiss_roll", "iris", "breast_cancer", "wine", "digits",
-        "csv", "npz", "cifar10", "cifar100", "mnist", "fashion_mnist",
+        "csv", "npz", "cifar10", "cifar100", "mnist", "fashion_mnist", "svhn", "tiny_imagenet", "cifar10_c",
+        "cifar100_c",
     }
 
 

@@ -16,6 +16,8 @@ from vicinal.lab.models import (
     LeNet,
     PreActResNet18,
     RandomFourierFeatures,
+    ResNet34,
+    WideResNet,
     StagedModel,
     available_models,
     build_model,
@@ -31,10 +33,16 @@ CASES = [
     ("lenet", (1, 8, 8), {}),
     ("lenet", (1, 28, 28), {}),
     ("lenet", (3, 32, 32), {}),
+    ("lenet", (1, 28, 28), {"padding": 0}),
+    ("lenet", (3, 32, 32), {"padding": 0}),
     ("preact_resnet18", (3, 32, 32), {"width": 2}),
     ("preact_resnet18", (1, 28, 28), {"width": 2}),
     ("densenet_bc", (1, 28, 28), {"depth": 10, "growth_rate": 4}),
     ("densenet_bc", (3, 32, 32), {"depth": 10, "growth_rate": 4}),
+    ("resnet34", (3, 32, 32), {"width": 2}),
+    ("resnet34", (1, 28, 28), {"width": 2}),
+    ("wide_resnet", (3, 32, 32), {"depth": 10, "widen_factor": 1, "dropout": 0.3}),
+    ("wide_resnet", (1, 28, 28), {"depth": 10, "widen_factor": 1}),
 ]
 IDS = [f"{name}-{'x'.join(map(str, shape))}" for name, shape, _ in CASES]
 
@@ -44,7 +52,7 @@ def _inputs(shape, batch=3, seed=0):
 
 
 def test_registry_lists_every_model():
-    assert available_models() == ("densenet_bc", "lenet", "mlp", "preact_resnet18", "rff")
+    assert available_models() == ("densenet_bc", "lenet", "mlp", "preact_resnet18", "resnet34", "rff", "wide_resnet")
 
 
 def test_unknown_model_lists_valid_names():
@@ -75,6 +83,13 @@ def test_unknown_parameter_is_named():
         ("densenet_bc", {"input_shape": (3, 32, 32), "compression": 1.5}, ValueError,
          r"compression must be in \(0, 1\]"),
         ("preact_resnet18", {"input_shape": (3, 32, 32), "width": 0}, ValueError, "width must be an integer >= 1"),
+        ("resnet34", {"input_shape": (3, 32, 32), "width": 0}, ValueError, "width must be an integer >= 1"),
+        ("resnet34", {"input_shape": (32, 32)}, ValueError, r"input_shape must be \(channels, height, width\)"),
+        ("wide_resnet", {"input_shape": (3, 32, 32), "depth": 27}, ValueError, "depth - 4 must be a multiple of 6"),
+        ("wide_resnet", {"input_shape": (3, 32, 32), "widen_factor": 0}, ValueError, "widen_factor must be an int"),
+        ("wide_resnet", {"input_shape": (3, 32, 32), "dropout": 1.0}, ValueError, r"dropout must lie in \[0, 1\)"),
+        ("lenet", {"input_shape": (1, 12, 12), "padding": 0}, ValueError, "too small for LeNet with padding=0"),
+        ("lenet", {"input_shape": (1, 28, 28), "padding": 3}, ValueError, "padding must be 0"),
     ],
 )
 def test_bad_arguments_raise_naming_them(name, kwargs, error, match):
@@ -230,3 +245,154 @@ def test_densenet_bc_depth_counts_weighted_layers(depth, growth_rate, final_chan
     weighted = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert len(weighted) == depth
     assert model.stages[-1][-1].in_features == final_channels
+
+
+def test_lenet_without_padding_is_the_original_lenet5():
+    # LeCun et al. 1998: 32x32 -> conv5 28 -> pool 14 -> conv5 10 -> pool 5; 28x28 MNIST: 24, 12, 8, 4.
+    for shape, side in (((3, 32, 32), 5), ((1, 28, 28), 4)):
+        model = LeNet(shape, 10, padding=0).eval()
+        assert model.features(_inputs(shape), 2).shape == (3, 16, side, side)
+        assert model.stages[2][1].in_features == 16 * side * side
+
+
+def test_resnet34_has_34_weighted_layers_in_3_4_6_3_basic_blocks():
+    # He et al. 2016, Table 1: 1 stem conv + 2 x (3 + 4 + 6 + 3) block convs + 1 linear = 34.
+    model = ResNet34(10, width=2)
+    assert [len(stage) for stage in model.stages[1:5]] == [3, 4, 6, 3]
+    projections = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+    convs3 = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs3) + 1 == 34 and len(projections) == 3  # option B shortcuts where the shape changes
+    assert model.features(_inputs((3, 32, 32)), 5).shape == (3, 16, 4, 4)  # CIFAR stem: no early downsampling
+
+
+def test_wide_resnet_groups_and_widths():
+    # Zagoruyko & Komodakis 2016, Table 1: groups of (depth - 4) / 6 blocks, 16k / 32k / 64k channels.
+    model = WideResNet(10, depth=16, widen_factor=2, dropout=0.3)
+    assert [len(stage) for stage in model.stages[1:4]] == [2, 2, 2]
+    assert [stage[0].conv1.out_channels for stage in model.stages[1:4]] == [32, 64, 128]
+    assert sum(isinstance(m, nn.Dropout) and m.p == 0.3 for m in model.modules()) == 6
+
+
+def test_wide_resnet_dropout_acts_only_in_training():
+    model = WideResNet(3, depth=10, widen_factor=1, dropout=0.5)
+    x = _inputs((3, 16, 16))
+    model.eval()
+    torch.testing.assert_close(model(x), model(x))
+    model.train()
+    torch.manual_seed(0)
+    a = model(x)
+    torch.manual_seed(1)
+    assert not torch.allclose(a, model(x))
+
+
+# --------------------------------------------------------------------------- parameter counts
+# Two independent checks per model: the count from the architecture's definition, written out by
+# hand here (exact), and the figure the papers publish (within 1 %). The big nets are built on the
+# meta device: shapes only, no memory, no initialisation cost.
+
+
+def _conv(c_in, c_out, k):
+    return c_in * c_out * k * k
+
+
+def _bn(c):
+    return 2 * c
+
+
+def _linear(c_in, c_out):
+    return c_in * c_out + c_out
+
+
+def _preact_resnet18_count(classes, width=64):
+    total, c = _conv(3, width, 3), width
+    for m, stride in ((1, 1), (2, 2), (4, 2), (8, 2)):
+        out = width * m
+        for i in range(2):
+            c_in = c if i == 0 else out
+            total += _bn(c_in) + _conv(c_in, out, 3) + _bn(out) + _conv(out, out, 3)
+            total += _conv(c_in, out, 1) if c_in != out or (i == 0 and stride != 1) else 0
+        c = out
+    return total + _bn(c) + _linear(c, classes)
+
+
+def _resnet34_count(classes, width=64):
+    total, c = _conv(3, width, 3) + _bn(width), width
+    for blocks, m, stride in ((3, 1, 1), (4, 2, 2), (6, 4, 2), (3, 8, 2)):
+        out = width * m
+        for i in range(blocks):
+            c_in = c if i == 0 else out
+            total += _conv(c_in, out, 3) + _bn(out) + _conv(out, out, 3) + _bn(out)
+            total += _conv(c_in, out, 1) + _bn(out) if c_in != out or (i == 0 and stride != 1) else 0
+        c = out
+    return total + _linear(c, classes)
+
+
+def _wide_resnet_count(classes, depth, k):
+    total, c = _conv(3, 16, 3), 16
+    for m in (1, 2, 4):
+        out = 16 * m * k
+        for i in range((depth - 4) // 6):
+            c_in = c if i == 0 else out
+            total += _bn(c_in) + _conv(c_in, out, 3) + _bn(out) + _conv(out, out, 3)
+            total += _conv(c_in, out, 1) if c_in != out or (i == 0 and m > 1) else 0
+        c = out
+    return total + _bn(c) + _linear(c, classes)
+
+
+def _densenet_bc_count(classes, depth, k):
+    c = 2 * k
+    total = _conv(3, c, 3)
+    for block in range(3):
+        for _ in range((depth - 4) // 6):
+            total += _bn(c) + _conv(c, 4 * k, 1) + _bn(4 * k) + _conv(4 * k, k, 3)
+            c += k
+        if block < 2:
+            total += _bn(c) + _conv(c, c // 2, 1)
+            c //= 2
+    return total + _bn(c) + _linear(c, classes)
+
+
+def _lenet_count(channels, side, classes):
+    # conv 5x5 (6), conv 5x5 (16), FC 120, FC 84, FC classes; convolutions with biases.
+    return (_conv(channels, 6, 5) + 6 + _conv(6, 16, 5) + 16 + _linear(16 * side * side, 120) + _linear(120, 84)
+            + _linear(84, classes))
+
+
+def _count(name, shape=(3, 32, 32), classes=10, **params):
+    with torch.device("meta"):
+        model = build_model(name, input_shape=shape, num_outputs=classes, **params)
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "classes", "by_hand", "published"),
+    [
+        # 11.17 M: the ImageNet ResNet-18's 11.69 M (torchvision) with a 3x3 stem and a 10-class head,
+        # the count usually quoted for the CIFAR PreAct ResNet-18 of Zhang et al. 2018 / Greenewald et al.
+        ("preact_resnet18", {}, 10, _preact_resnet18_count(10), 11.17e6),
+        # 21.3 M: the ImageNet ResNet-34's 21.80 M (torchvision) with a 3x3 stem and a 10-class head.
+        ("resnet34", {}, 10, _resnet34_count(10), 21.3e6),
+        ("resnet34", {}, 100, _resnet34_count(100), 21.3e6),
+        # Huang et al. 2017, Table 2: DenseNet-BC (L=100, k=12) 0.8 M, (250, 24) 15.3 M, (190, 40) 25.6 M.
+        ("densenet_bc", {"depth": 100, "growth_rate": 12}, 10, _densenet_bc_count(10, 100, 12), 0.8e6),
+        ("densenet_bc", {"depth": 250, "growth_rate": 24}, 10, _densenet_bc_count(10, 250, 24), 15.3e6),
+        ("densenet_bc", {"depth": 190, "growth_rate": 40}, 10, _densenet_bc_count(10, 190, 40), 25.6e6),
+        # Zagoruyko & Komodakis 2016, Table 4 (CIFAR-10): WRN-16-8 11.0 M, WRN-28-10 36.5 M.
+        ("wide_resnet", {"depth": 16, "widen_factor": 8}, 10, _wide_resnet_count(10, 16, 8), 11.0e6),
+        ("wide_resnet", {"depth": 28, "widen_factor": 10}, 10, _wide_resnet_count(10, 28, 10), 36.5e6),
+    ],
+    ids=["preact_resnet18", "resnet34-c10", "resnet34-c100", "densenet_bc-100-12", "densenet_bc-250-24",
+         "densenet_bc-190-40", "wrn-16-8", "wrn-28-10"],
+)
+def test_parameter_counts_match_the_definition_and_the_published_figures(name, params, classes, by_hand, published):
+    count = _count(name, classes=classes, **params)
+    assert count == by_hand
+    # 0.8 M is given to one digit (0.77 M exactly); the others to three digits.
+    assert count == pytest.approx(published, rel=0.05 if published < 1e6 else 0.01)
+
+
+def test_lenet_parameter_counts():
+    # LeNet-5 "has 60,000 trainable parameters" (LeCun et al. 1998, Sec. II-B); ours by hand, per input.
+    assert _count("lenet", (3, 32, 32), padding=0) == _lenet_count(3, 5, 10) == 62006
+    assert _count("lenet", (1, 28, 28), padding=0) == _lenet_count(1, 4, 10) == 44426
+    assert _count("lenet", (1, 28, 28)) == _lenet_count(1, 7, 10)  # "same" padding: 28 -> 14 -> 7

@@ -1,4 +1,5 @@
-"""Datasets: registry (load_dataset), dataset (Dataset), splits (shared steps), synthetic, sklearn_sets, user_files, image_sets.
+"""Datasets: registry (load_dataset), dataset (Dataset), splits (shared steps), synthetic, sklearn_sets, user_files,
+image_sets (CIFAR, MNIST), svhn, tiny_imagenet, cifar_corrupted.
 
 ``load_dataset(name, seed=..., **params)`` returns a frozen :class:`Dataset`.
 Synthetic sets are generated from ``seed`` (numpy ``Generator``); real sets come

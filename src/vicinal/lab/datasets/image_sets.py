@@ -22,14 +22,23 @@ _CIFAR_FILES = {
 
 
 def _load_cifar(variant: str, root: Any, standardize: bool):
-    folder, train_files, test_files, label_key, num_classes = _CIFAR_FILES[variant]
+    x_train, y_train, x_test, y_test = _read_cifar(variant, root)
+    if standardize:
+        x_train, x_test = _standardize(x_train, x_test, axes=(0, 2, 3))
+    return _classification(x_train, y_train, x_test, y_test, _CIFAR_FILES[variant][4])
+
+
+def _read_cifar(variant: str, root: Any):
+    """The official CIFAR split as arrays: (N, 3, 32, 32) float32 images in [0, 1] and int64 labels."""
+    folder, train_files, test_files, label_key, _ = _CIFAR_FILES[variant]
     base = _require_dir(root, f"{folder}/ holding {train_files + test_files} (the official python version)")
     directory = base if (base / train_files[0]).is_file() else base / folder
     missing = [name for name in train_files + test_files if not (directory / name).is_file()]
     if missing:
         raise FileNotFoundError(
             f"{variant}: missing {missing} in {str(directory)!r}. Unpack the official python version "
-            f"so that {str(base / folder)!r} holds {train_files + test_files}"
+            f"(https://www.cs.toronto.edu/~kriz/cifar.html) so that {str(base / folder)!r} holds "
+            f"{train_files + test_files}"
         )
 
     def read(names: list[str]):
@@ -45,11 +54,7 @@ def _load_cifar(variant: str, root: Any, standardize: bool):
                 )
         return np.concatenate(images).reshape(-1, 3, 32, 32) / np.float32(255), np.concatenate(labels)
 
-    x_train, y_train = read(train_files)
-    x_test, y_test = read(test_files)
-    if standardize:
-        x_train, x_test = _standardize(x_train, x_test, axes=(0, 2, 3))
-    return _classification(x_train, y_train, x_test, y_test, num_classes)
+    return (*read(train_files), *read(test_files))
 
 
 def _read_pickle(path: Path) -> dict:

@@ -9,9 +9,12 @@ from typing import Any, Callable
 from vicinal._checks import check_int
 
 from .dataset import Dataset
+from .cifar_corrupted import _cifar10_c, _cifar100_c
 from .image_sets import _cifar10, _cifar100, _fashion_mnist, _mnist
 from .sklearn_sets import _breast_cancer, _digits, _iris, _wine
+from .svhn import _svhn
 from .synthetic import _four_bars, _moons, _one_ring, _spirals, _swiss_roll
+from .tiny_imagenet import _tiny_imagenet
 from .user_files import _csv, _npz
 
 
@@ -31,6 +34,10 @@ _REGISTRY: dict[str, Callable[..., tuple]] = {
     "cifar100": _cifar100,
     "mnist": _mnist,
     "fashion_mnist": _fashion_mnist,
+    "svhn": _svhn,
+    "tiny_imagenet": _tiny_imagenet,
+    "cifar10_c": _cifar10_c,
+    "cifar100_c": _cifar100_c,
 }
 
 
@@ -61,7 +68,8 @@ def load_dataset(name: str, *, seed: int = 0, **params: Any) -> Dataset:
         Sec. V-A), ``moons`` (Carratino et al. 2020, App. B.3), ``one_ring``,
         ``four_bars``, ``swiss_roll`` (Greenewald et al. 2023, App. B); scikit-learn's
         bundled ``iris``, ``breast_cancer``, ``wine``, ``digits``; user files ``csv``,
-        ``npz``, ``cifar10``, ``cifar100``, ``mnist``, ``fashion_mnist``.
+        ``npz``; local copies of image benchmarks ``cifar10``, ``cifar100``, ``mnist``,
+        ``fashion_mnist``, ``svhn``, ``tiny_imagenet``, ``cifar10_c``, ``cifar100_c``.
     seed : int
         Seed in [0, 2**32) of the data generator and of the split; the same seed gives
         the same tensors. Unused by the sets with an official split.
