@@ -141,3 +141,19 @@ def test_ensemble_speed_records_agreeing_runs_both_ways():
     sweep = ensemble_speed.fig3_sweep(epochs=1, seeds=2)
     assert [point["eps"] for point in sweep["per_eps"]] == list(ensemble_speed.FIG3_EPS)
     assert all(0.0 <= point["mean_test_error"] <= 1.0 for point in sweep["per_eps"])
+
+
+def test_device_loop_record_at_tiny_sizes(tmp_path):
+    """Issue 17's device-loop section on the CPU (the GPU run is `--device cuda`): every case and field."""
+    import device_loop
+
+    record = device_loop.main(["--quick", "--out", str(tmp_path / "device_loop.json")])
+    assert (tmp_path / "device_loop.json").exists() and set(record["per_batch_size"]) == {"16", "32"}
+    row = record["per_batch_size"]["16"]
+    assert set(row["images_per_s"]) == {"ERM", "Mixup", "LocalMixup(knn)", "KMixup(k=2)", "KMixup(k=4)", "CutMix",
+                                        "plain DataLoader, ERM"}
+    assert set(row["mixing_share_of_erm_step"]) == set(row["images_per_s"]) - {"ERM", "plain DataLoader, ERM"}
+    assert all(math.isfinite(x) and x > 0 for x in row["images_per_s"].values())
+    hours = row["table_hours_per_run"]["ERM"]
+    assert hours == pytest.approx(50_000 * 200 / row["images_per_s"]["ERM"] / 3600)
+    assert row["peak_memory_mib"] == {} and row["host_syncs_per_step"] == {}  # CUDA-only measures

@@ -33,6 +33,7 @@ SCHEDULES = ("constant", "step", "multistep", "cosine")
 #: "mean_times_mean_weight", the Local Mixup authors' spirals loss (mean CE over the batch times
 #: the batch's mean pair weight: eq. 2's per-pair weighting is lost; kept to reproduce their recipe).
 REDUCTIONS = ("mean", "normalized", "sum", "mean_times_mean_weight")
+LOOPS = ("host", "device")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class RunConfig:
     (Greenewald et al. 2023; ``k``), ``modified_data`` (ERM on the shrunk data of Carratino et al. 2020,
     eq. 20) and ``approx_mixup`` (the approximate mixup risk, Carratino et al. 2020, Theorem 2, trained
     without the R2 term as in the paper's Fig. 2: with R2 the objective is unbounded below).
+
+    ``loop = "device"`` trains with the training set held on ``device`` ("cpu", "cuda", "cuda:N"), bf16
+    autocast on CUDA and, with ``crop_flip``, random crops (pad 4) and flips drawn on the device
+    (:mod:`vicinal.lab.device_loop`); the default ``"host"`` loop is the CPU trainer.
     """
 
     dataset: str = "spirals"
@@ -87,13 +92,16 @@ class RunConfig:
     n_bins: int = 15
     noise_stds: tuple = ()
     fgsm_eps: tuple = ()
+    loop: str = "host"
+    device: str = "cpu"
+    crop_flip: bool = False
 
     def __post_init__(self):
         self._normalise_types()
         for name, choices in (("method", METHODS), ("graph", GRAPHS), ("sampling", ("uniform", "weighted")),
                               ("lam_mode", ("batch", "sample")), ("reduction", REDUCTIONS),
                               ("approx_estimator", ("exact", "stochastic")), ("optimizer", OPTIMIZERS),
-                              ("schedule", SCHEDULES)):
+                              ("schedule", SCHEDULES), ("loop", LOOPS)):
             check_name(f"{name}", getattr(self, name), choices)
         check_positive_float("alpha", self.alpha)
         check_nonnegative_float("eps", self.eps)
@@ -119,6 +127,7 @@ class RunConfig:
             raise ValueError(f"k-Mixup setting k={self.k} needs batches of at least 2k={2 * self.k} samples to match "
                              f"two disjoint blocks, but batch_size={self.batch_size}; use k <= "
                              f"{max(self.batch_size // 2, 1)} or a larger batch_size")
+        self._check_loop()
         if not self.mix_layers:
             raise ValueError("mix_layers must be a non-empty list of stage boundaries (0 = input), got []")
         for boundary in self.mix_layers:
@@ -130,6 +139,19 @@ class RunConfig:
                            _known_params("dataset", self.dataset, self.dataset_params, dataset_parameters))
         object.__setattr__(self, "model_params",
                            _known_params("model", self.model, self.model_params, model_parameters))
+
+    def _check_loop(self) -> None:
+        """``loop = "device"`` (lab/device_loop.py) trains with the data on ``device``; the rest runs on the host."""
+        if not (self.device == "cpu" or self.device == "cuda" or
+                (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.loop == "host" and (self.device != "cpu" or self.crop_flip):
+            setting = f"device={self.device!r}" if self.device != "cpu" else "crop_flip=true"
+            raise ValueError(f"{setting} needs the device loop: set loop='device' as well (the host loop runs on the CPU "
+                             f"without augmentation)")
+        if self.loop == "device" and self.method in ("modified_data", "approx_mixup"):
+            raise ValueError(f"method {self.method!r} trains from statistics held on the host; use loop='host' for it "
+                             f"(the device loop runs erm, mixup, local_mixup and kmixup)")
 
     def _normalise_types(self) -> None:
         """Refuse a wrong-typed setting by name (``truncate = "yes"`` is not true) and store numbers in one
@@ -177,8 +199,15 @@ class RunConfig:
         return cls(**values)  # lists become tuples in _normalise_types
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict (tuples become lists)."""
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
+        """Plain JSON-serialisable dict (tuples become lists).
+
+        The device-loop settings are left out at their defaults, so that every run stored before they
+        existed keeps its config hash (``from_dict`` fills them back in)."""
+        values = {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
+        for name, default in _LOOP_DEFAULTS.items():
+            if values[name] == default:
+                del values[name]
+        return values
 
     @property
     def effective_data_seed(self) -> int:
@@ -187,6 +216,7 @@ class RunConfig:
 
 
 _FLOAT_LISTS = ("noise_stds", "fgsm_eps")
+_LOOP_DEFAULTS = {"loop": "host", "device": "cpu", "crop_flip": False}
 
 
 def _known_params(kind: str, name: str, params: dict, accepted_by) -> dict:

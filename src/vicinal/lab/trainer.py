@@ -167,10 +167,16 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
                         seed=derive_seed(config.seed, "init"), **config.model_params)
     needs_stats = config.method in ("modified_data", "approx_mixup") or rescaled_applies(config, dataset)
     stats = fit_stats((dataset.x_train, dataset.y_train), num_classes=dataset.num_classes) if needs_stats else None
+    if config.loop == "device":  # before the optimiser is built on the parameters
+        memory_format = torch.channels_last if len(dataset.input_shape) == 3 else torch.preserve_format
+        model.to(config.device, memory_format=memory_format)
     optimizer = make_optimizer(model.parameters(), config)
     schedule = make_schedule(optimizer, config)
     data_generator = torch.Generator().manual_seed(derive_seed(config.seed, "data"))
     mix_generator = torch.Generator().manual_seed(derive_seed(config.seed, "mix"))
+    augment_generator = None
+    if config.crop_flip:  # on the device: the crops and flips are drawn where the images are
+        augment_generator = torch.Generator(device=config.device).manual_seed(derive_seed(config.seed, "augment"))
     step = _Step(config, model, dataset, stats)
     batch_size = effective_batch_size(dataset, config)
     n_train = dataset.x_train.shape[0]
@@ -182,7 +188,7 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
         state = _read_checkpoint(Path(checkpoint))
         if state is not None:
             start_epoch, history = _load_checkpoint(state, checkpoint, config, model, optimizer, schedule,
-                                                    data_generator, mix_generator)
+                                                    data_generator, mix_generator, augment_generator)
 
     epochs = range(start_epoch, config.epochs)
     if progress:
@@ -190,24 +196,21 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
         epochs = tqdm(epochs, desc=f"{config.method} seed={config.seed}", unit="epoch", initial=start_epoch,
                       total=config.epochs, leave=False)
     model.train()
+    device_loop = _device_loop(config, step, dataset, batch_size, augment_generator)
+    x_test = dataset.x_test if device_loop is None else dataset.x_test.to(device_loop.device)
     diverged_at = None
     for epoch in epochs:
-        order = torch.randperm(n_train, generator=data_generator)
-        total = 0.0
-        for b in range(steps_per_epoch):
-            idx = order[b * batch_size:(b + 1) * batch_size]
-            loss = step(dataset.x_train[idx], dataset.y_train[idx], mix_generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
+        if device_loop is not None:
+            epoch_loss = float(device_loop.epoch(optimizer, data_generator, mix_generator))  # one read per epoch
+        else:
+            epoch_loss = _host_epoch(step, optimizer, dataset, batch_size, data_generator, mix_generator)
         schedule.step()
-        history["train_loss"].append(total / max(steps_per_epoch, 1))
+        history["train_loss"].append(epoch_loss)
         if not math.isfinite(history["train_loss"][-1]):
             diverged_at = epoch + 1  # NaN stays NaN: the rest of the run is not worth training
             break
         if config.eval_every and classification and (epoch + 1) % config.eval_every == 0:
-            logits = predict(model, dataset.x_test)
+            logits = predict(model, x_test).cpu()
             if not all_finite(logits):
                 diverged_at = epoch + 1
                 break
@@ -216,8 +219,9 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
             epochs.set_postfix(loss=f"{history['train_loss'][-1]:.4f}")
         if checkpoint is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == config.epochs):
             _save_checkpoint(checkpoint, config, epoch + 1, history, model, optimizer, schedule,
-                             data_generator, mix_generator)
+                             data_generator, mix_generator, augment_generator)
 
+    model.to("cpu", memory_format=torch.contiguous_format)  # evaluation runs on the host (a no-op there)
     test_outputs = train_outputs = None
     if diverged_at is None:
         test_outputs = predict(model, dataset.x_test)
@@ -285,12 +289,47 @@ def rescaled_applies(config: RunConfig, dataset: Dataset) -> bool:
     return config.eval_rescaled and dataset.num_classes is not None
 
 
-def _save_checkpoint(path, config, epoch, history, model, optimizer, schedule, data_generator, mix_generator):
+def _host_epoch(step, optimizer, dataset: Dataset, batch_size: int, data_generator, mix_generator) -> float:
+    """One epoch of the host loop: a randperm, consecutive batches, the mean training loss."""
+    order = torch.randperm(dataset.x_train.shape[0], generator=data_generator)
+    steps_per_epoch = dataset.x_train.shape[0] // batch_size
+    total = 0.0
+    for b in range(steps_per_epoch):
+        idx = order[b * batch_size:(b + 1) * batch_size]
+        loss = step(dataset.x_train[idx], dataset.y_train[idx], mix_generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    return total / max(steps_per_epoch, 1)
+
+
+def _device_loop(config: RunConfig, step, dataset: Dataset, batch_size: int, augment_generator):
+    """The :class:`~vicinal.lab.device_loop.DeviceLoop` of a ``loop = "device"`` run, else None.
+
+    It draws the same permutations (CPU data generator) and mixer draws as the host loop, so without
+    ``crop_flip`` and autocast (off on the CPU) it trains the same model to float rounding."""
+    if config.loop != "device":
+        return None
+    from .device_loop import DeviceLoop
+
+    if config.crop_flip and len(dataset.input_shape) != 3:
+        raise ValueError(f"crop_flip crops and flips images (C, H, W), but dataset {config.dataset!r} has inputs of "
+                         f"shape {tuple(dataset.input_shape)}; set crop_flip=false")
+    return DeviceLoop(step, dataset.x_train, dataset.y_train, batch_size=batch_size, device=config.device,
+                      pad=4 if config.crop_flip else 0, flip=config.crop_flip, augment_generator=augment_generator,
+                      channels_last=len(dataset.input_shape) == 3)
+
+
+def _save_checkpoint(path, config, epoch, history, model, optimizer, schedule, data_generator, mix_generator,
+                     augment_generator=None):
     state = {
         "version": CHECKPOINT_VERSION, "config": config.to_dict(), "epoch": epoch, "history": history,
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
         "data_generator": data_generator.get_state(), "mix_generator": mix_generator.get_state(),
     }
+    if augment_generator is not None:
+        state["augment_generator"] = augment_generator.get_state()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -317,7 +356,8 @@ def _read_checkpoint(path: Path) -> dict | None:
         return None
 
 
-def _load_checkpoint(state, path, config, model, optimizer, schedule, data_generator, mix_generator):
+def _load_checkpoint(state, path, config, model, optimizer, schedule, data_generator, mix_generator,
+                     augment_generator=None):
     if state.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"checkpoint {path} has version {state.get('version')}, expected {CHECKPOINT_VERSION}; delete it to restart")
     if state["config"] != config.to_dict():
@@ -327,6 +367,8 @@ def _load_checkpoint(state, path, config, model, optimizer, schedule, data_gener
     schedule.load_state_dict(state["schedule"])
     data_generator.set_state(state["data_generator"])
     mix_generator.set_state(state["mix_generator"])
+    if augment_generator is not None:
+        augment_generator.set_state(state["augment_generator"])
     return state["epoch"], state["history"]
 
 

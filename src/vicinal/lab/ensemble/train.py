@@ -48,6 +48,8 @@ def sequential_reason(config: RunConfig) -> str | None:
         return f"method {config.method!r} is not batched (batched methods: {', '.join(BATCHED_METHODS)})"
     if config.method in MIXING_METHODS and tuple(config.mix_layers) != (0,):
         return f"manifold mixing (mix_layers={list(config.mix_layers)}) is not batched; only input mixing [0] is"
+    if config.loop != "host":
+        return f"loop={config.loop!r} trains one run at a time with its data on {config.device}"
     return None
 
 
