@@ -188,7 +188,8 @@ def reproduce(ctx: Context) -> Section:
                  "Mixup at eps 0.6, batch 241; test error %, mean ± 95% CI)", _ablation_table(errors),
                  _attribution(errors)]
     configuration = (f"{plan['seeds']} seeds per point (paper: 1000), {plan['epochs']} epochs (paper: 200), eps in "
-                     f"{plan['eps_values']} (the notebook also runs 1.5, 2.5, 3, 3.5 and 4), "
+                     f"{plan['eps_values']} (the notebook also runs "
+                     f"{', '.join(f'{e:g}' for e in PAPER_BATCH_SIZES if e not in plan['eps_values'])}), "
                      f"{plan['n_per_class']} points per class, noise level 0.5 (the committed data files of the "
                      f"authors; the caption's 1.5 is not what the notebook ran), one data split for every seed "
                      f"(data_seed 0, stratified 80/20, standardised with train statistics), Adam lr 0.01, "
