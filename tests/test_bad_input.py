@@ -143,3 +143,15 @@ def test_no_bare_asserts_in_library():
     src = pathlib.Path(v.__file__).parent
     offenders = [str(p) for p in src.rglob("*.py") if re.search(r"^\s*assert\b", p.read_text(), re.M)]
     assert offenders == []
+
+
+def test_integer_labels_of_shape_b_by_1_say_to_squeeze():
+    with pytest.raises(ValueError, match=r"class indices must have shape \(4,\): pass labels.squeeze\(1\)"):
+        v.Mixup(num_classes=3)(torch.randn(4, 2), torch.tensor([[0], [1], [2], [1]]), generator=g())
+
+
+def test_mixed_batch_repr_shows_shapes_not_values():
+    batch = v.LocalMixup(graph=v.Threshold(quantile=0.5), num_classes=10)(
+        torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,)), generator=g())
+    text = repr(batch)
+    assert len(text) < 400 and "inputs=Tensor(64, 3, 32, 32), float32, cpu" in text and "kept=" in text

@@ -52,7 +52,7 @@ def like_format(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values if fmt is torch.contiguous_format else values.contiguous(memory_format=fmt)
 
 
-@dataclass
+@dataclass(repr=False)
 class MixedBatch:
     """A mixed batch: the inputs to feed the model and everything the loss needs.
 
@@ -128,6 +128,17 @@ class MixedBatch:
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
+
+    def __repr__(self) -> str:
+        """Shapes, dtypes and the kept share, not the tensors' values (a CIFAR batch would print 15k characters)."""
+        def describe(value):
+            if not isinstance(value, torch.Tensor):
+                return repr(value)
+            return f"Tensor{tuple(value.shape)}, {str(value.dtype).replace('torch.', '')}, {value.device}"
+        parts = [f"{f.name}={describe(getattr(self, f.name))}" for f in fields(self)]
+        if isinstance(self.weights, torch.Tensor) and self.weights.numel():
+            parts.append(f"kept={int((self.weights > 0).sum())}/{self.weights.numel()}")
+        return f"MixedBatch({', '.join(parts)})"
 
     def __iter__(self):
         """``inputs, targets = mixer(x, y)``, as with timm's and torchvision's mixers.

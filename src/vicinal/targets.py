@@ -95,7 +95,10 @@ def dense_targets(labels: torch.Tensor, batch_size: int, *, num_classes: int | N
         raise TypeError(f"labels must be integer or real, got dtype {labels.dtype}")
     if labels.ndim == 2:  # integer one-hot / multi-hot rows
         if num_classes is not None and labels.shape[1] != num_classes:
-            raise ValueError(f"dense labels have {labels.shape[1]} columns but num_classes={num_classes}")
+            hint = (f"; class indices must have shape ({batch_size},): pass labels.squeeze(1)"
+                    if labels.shape[1] == 1 and num_classes > 1 else "")
+            raise ValueError(f"integer dense labels have {labels.shape[1]} column(s) but num_classes={num_classes}"
+                             + hint)
         return labels.to(dtype)
     if num_classes is None:
         raise ValueError(

@@ -169,7 +169,7 @@ def takeaway(rows: list[dict], dataset: str) -> str:
         gap = means["mixup"] - means["erm"]
         intrusion = (": its mixed points between the interleaved arms land in the other class (manifold "
                      "intrusion)" if dataset == "spirals" else "")
-        recovered = " and ".join(f"{m} {100 * (means['mixup'] - means[m]) / gap:.0f} %" for m in repaired)
+        recovered = " and ".join(f"{100 * (means['mixup'] - means[m]) / gap:.0f} % of it with {m}" for m in repaired)
         parts.append(f"Mixup is worse than plain training ({means['mixup']:.2f} % vs {means['erm']:.2f} %)"
                      + intrusion
                      + (f"; mixing mostly near neighbours recovers part of that gap ({recovered})" if repaired else ""))

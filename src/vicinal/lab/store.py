@@ -252,7 +252,9 @@ class ResultStore:
         self.path = Path(path).expanduser().absolute()
         self.read_only = read_only
         if self.path.is_dir():
-            raise ValueError(f"result store path {str(self.path)!r} is a directory; expected a file")
+            inside = self.path / "results.sqlite"
+            hint = f" (did you mean {str(inside)!r}, the store `vicinal compare --out` writes?)" if inside.is_file() else ""
+            raise ValueError(f"result store path {str(self.path)!r} is a directory; expected a file{hint}")
         if read_only:
             self._conn = _connect_read_only(self.path)
             return
