@@ -195,3 +195,9 @@ def test_sweep_with_checkpoints_resumes_a_killed_run(tmp_path, capsys, monkeypat
     assert resumed.metrics["train_loss"] == plain.metrics["train_loss"]
     assert resumed.metrics["test_nll"] == plain.metrics["test_nll"]
     capsys.readouterr()
+
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"vicinal {vicinal.__version__}"

@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vicinal",
         description="Locality-aware mixup experiments: Mixup, Local Mixup, k-Mixup and rescaled prediction.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from vicinal import __version__  # the library alone: works without the lab extra
+
+    parser.add_argument("--version", action="version", version=f"vicinal {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("compare", help="several methods x seeds on one dataset: table + figure",
