@@ -184,6 +184,8 @@ def test_full_recipe_from_the_command_line_judges_its_claims_and_resumes(tmp_pat
     assert _stored_runs(tmp_path) == 3 * 2
     assert main(argv) == 0  # resumed from the store: nothing new trained
     assert _stored_runs(tmp_path) == 3 * 2
+    with pytest.raises(ValueError, match="seeds=1 cannot decide its claims"):
+        run_reproduction("local-table1-svhn", out=tmp_path / "docs", data_dir=root, seeds=1)
 
 
 

@@ -55,6 +55,9 @@ def run_recipe(ctx: Context, recipe: Recipe, data_dir, *, device: str | None = N
     Section
     """
     version = recipe.quick_version() if ctx.quick else recipe
+    if not ctx.quick and recipe.claims and (seeds if seeds is not None else recipe.seeds) < 2:
+        raise ValueError(f"recipe {recipe.name!r}: seeds={seeds} cannot decide its claims (each is a paired 95% CI "
+                         f"over seeds); use --seeds 2 or more, or --quick for a one-seed check of the path")
     data = load_recipe_data(version, data_dir)
     alphas = None
     if any(row.calibrate_alpha for row in version.rows):
@@ -93,7 +96,7 @@ def _section(ctx, recipe, version, values, alphas, data_dir, device, epochs) -> 
     for claim in recipe.claims:
         better, worse = _best(version, values, claim["better"]), _best(version, values, claim["worse"])
         checks[claim.get("main", False), f"best {claim['better']} ({better}) < best {claim['worse']} ({worse})"] = \
-            paired_below(values[better], values[worse]) if len(values[better]) > 1 else False
+            paired_below(values[better], values[worse]) if len(values[better]) > 1 else False  # quick: 1 seed
     if ctx.quick:
         verdict, reason = "not assessed (quick run)", "one epoch of a tiny model on one seed checks the path only"
     else:
