@@ -113,6 +113,10 @@ def test_unknown_keys_are_refused_with_file_and_key(tmp_path):
     (tmp_path / "bad3.toml").write_text(text.replace('"Mixup" = 8.31', '"Mixpu" = 8.31'))
     with pytest.raises(ValueError, match=r"bad3\.toml: \[paper\] names cell\(s\) \['Mixpu'\]"):
         load_recipe("bad3", tmp_path)
+    k_text = (RECIPES_DIR / "kmixup-table2-mnist.toml").read_text()
+    (tmp_path / "bad4.toml").write_text(k_text.replace("grid = { k = [4],", "grid = { kk = [4],"))
+    with pytest.raises(ValueError, match=r"bad4\.toml: unknown key\(s\) 'kk' in \[quick\]\.grid"):
+        load_recipe("bad4", tmp_path)
 
 
 def test_missing_data_dir_names_the_parameter_and_the_files(tmp_path, capsys):

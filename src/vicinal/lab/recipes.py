@@ -168,6 +168,7 @@ def _validate(name: str, path: Path, data: dict) -> Recipe:
         rows.append(row)
     quick = data.get("quick", {})
     _refuse_unknown(path, "[quick]", quick, _QUICK_KEYS)
+    _refuse_unknown(path, "[quick].grid", quick.get("grid", {}), {axis for row in rows for axis in row.grid})
     recipe = Recipe(name=name, path=path, title=_require(path, "the top level", data, "title", str),
                     source=_require(path, "the top level", data, "source", str),
                     dataset=_require(path, "the top level", data, "dataset", str),
