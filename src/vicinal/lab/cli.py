@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", choices=("authors", "corrected", "both"), default=None,
                    help="spirals-eps: the authors' notebook, the paper's equations, or both with the ablation "
                         "(default both)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="image-benchmark recipes (recipes/*.toml): the directory holding the recipe's dataset")
+    p.add_argument("--device", default=None, help="image-benchmark recipes: cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--seeds", type=_positive_int, default=None, help="image-benchmark recipes: seeds per cell "
+                                                                     "(default: the paper's)")
+    p.add_argument("--epochs", type=_positive_int, default=None,
+                   help="image-benchmark recipes: epochs (default: the paper's; lr milestones scale with it)")
+    p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                   help="image-benchmark recipes: checkpoint every run each epoch here (a killed run resumes)")
 
     sub.add_parser("list", help="datasets (with their parameters), models, methods and reproductions")
     return parser
@@ -226,7 +235,10 @@ def _reproduce(args) -> int:
     from .reproduce import run_reproduction
 
     out = Path(args.out) if args.out is not None else _checkout_docs()
-    print(run_reproduction(args.name, quick=args.quick, out=out, workers=args.workers, recipe=args.recipe))
+    checkpoint_dir = None if args.checkpoint_dir is None else str(_checkpoint_dir(args.checkpoint_dir))
+    print(run_reproduction(args.name, quick=args.quick, out=out, workers=args.workers, recipe=args.recipe,
+                           data_dir=args.data_dir, device=args.device, seeds=args.seeds, epochs=args.epochs,
+                           checkpoint_dir=checkpoint_dir))
     return 0
 
 
@@ -262,6 +274,9 @@ def _list(args) -> int:
     print("".join(f"  {name:16s} {params(model_parameters(name))}\n" for name in available_models()), end="")
     print("methods:      " + ", ".join(METHODS))
     print("reproductions:" + "".join(f"\n  {name:18s} {desc}" for name, (desc, _) in REPRODUCTIONS.items()))
+    from .recipes import available_recipes, load_recipe
+    print("image-benchmark recipes (vicinal reproduce NAME --data-dir DIR):"
+          + "".join(f"\n  {name:34s} {load_recipe(name).title}" for name in available_recipes()))
     return 0
 
 

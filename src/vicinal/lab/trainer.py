@@ -168,7 +168,7 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
     needs_stats = config.method in ("modified_data", "approx_mixup") or rescaled_applies(config, dataset)
     stats = fit_stats((dataset.x_train, dataset.y_train), num_classes=dataset.num_classes) if needs_stats else None
     if config.loop == "device":  # before the optimiser is built on the parameters
-        memory_format = torch.channels_last if len(dataset.input_shape) == 3 else torch.preserve_format
+        memory_format = torch.channels_last if _channels_last(config, dataset) else torch.preserve_format
         model.to(config.device, memory_format=memory_format)
     optimizer = make_optimizer(model.parameters(), config)
     schedule = make_schedule(optimizer, config)
@@ -318,7 +318,13 @@ def _device_loop(config: RunConfig, step, dataset: Dataset, batch_size: int, aug
                          f"shape {tuple(dataset.input_shape)}; set crop_flip=false")
     return DeviceLoop(step, dataset.x_train, dataset.y_train, batch_size=batch_size, device=config.device,
                       pad=4 if config.crop_flip else 0, flip=config.crop_flip, augment_generator=augment_generator,
-                      channels_last=len(dataset.input_shape) == 3)
+                      channels_last=_channels_last(config, dataset))
+
+
+def _channels_last(config: RunConfig, dataset: Dataset) -> bool:
+    """NHWC images on CUDA only: it is a tensor-core layout, and torch 2.13's CPU convolution backward
+    crashes (segmentation fault) on NHWC PreAct ResNet-18 at 64x64 (tests/test_recipes.py, Tiny ImageNet)."""
+    return len(dataset.input_shape) == 3 and config.device != "cpu"
 
 
 def _save_checkpoint(path, config, epoch, history, model, optimizer, schedule, data_generator, mix_generator,

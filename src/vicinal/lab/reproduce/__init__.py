@@ -38,16 +38,28 @@ WITH_RECIPES = ("spirals-eps",)
 
 
 def run_reproduction(name: str, *, quick: bool = False, out: str | Path = "docs", workers: int = 2,
-                     recipe: str | None = None) -> str:
+                     recipe: str | None = None, data_dir: str | Path | None = None, device: str | None = None,
+                     seeds: int | None = None, epochs: int | None = None, checkpoint_dir: str | None = None) -> str:
     """Run reproduction ``name``, write its section and figures, rebuild the index; return the section text.
 
     ``recipe`` ("authors", "corrected" or "both", the default) applies to :data:`WITH_RECIPES` only.
+    A ``name`` from ``recipes/`` (:func:`vicinal.lab.recipes.available_recipes`) is an image-benchmark
+    table: it needs ``data_dir`` and takes ``device``, ``seeds``, ``epochs`` and ``checkpoint_dir``.
     """
+    from ..recipes import available_recipes
+
+    image_options = dict(device=device, seeds=seeds, epochs=epochs, checkpoint_dir=checkpoint_dir)
+    if name in available_recipes():
+        return _run_image_recipe(name, quick=quick, out=Path(out), data_dir=data_dir, **image_options)
+    given = [key for key, value in dict(image_options, data_dir=data_dir).items() if value is not None]
+    if given and name in REPRODUCTIONS:
+        raise ValueError(f"{', '.join(given)} apply to the image-benchmark recipes ({', '.join(available_recipes())}) "
+                         f"only, not to {name!r}")
     if name not in REPRODUCTIONS:
         from ..suggest import did_you_mean
 
-        raise ValueError(f"unknown reproduction {name!r}{did_you_mean(name, REPRODUCTIONS)}; "
-                         f"valid names: {', '.join(REPRODUCTIONS)}")
+        valid = (*REPRODUCTIONS, *available_recipes())
+        raise ValueError(f"unknown reproduction {name!r}{did_you_mean(name, valid)}; valid names: {', '.join(valid)}")
     if recipe is not None and recipe not in ("authors", "corrected", "both"):
         raise ValueError(f"recipe must be 'authors', 'corrected' or 'both', got {recipe!r}")
     if recipe not in (None, "both") and name not in WITH_RECIPES:
@@ -62,4 +74,23 @@ def run_reproduction(name: str, *, quick: bool = False, out: str | Path = "docs"
     ctx.sections_dir.mkdir(parents=True, exist_ok=True)
     (ctx.sections_dir / f"{name}.md").write_text(text)
     assemble(ctx, REPRODUCTIONS)
+    return text
+
+
+def _run_image_recipe(name: str, *, quick: bool, out: Path, data_dir, **options) -> str:
+    """``vicinal reproduce <recipe> --data-dir DIR``: see :mod:`.recipe_run` (integration, no paper)."""
+    from ..recipes import available_recipes, load_recipe
+    from .recipe_run import run_recipe
+
+    if data_dir is None:
+        raise ValueError(f"recipe {name!r} trains on local image data: pass --data-dir DIR (data_dir=) naming the "
+                         f"directory of its dataset (see `vicinal list` for what each dataset reads)")
+    ctx = Context(name=name, quick=quick, out=out, workers=1)
+    started = time.perf_counter()
+    section = run_recipe(ctx, load_recipe(name), data_dir, **options)
+    section.compute_seconds = time.perf_counter() - started
+    text = section.render(ctx)
+    ctx.sections_dir.mkdir(parents=True, exist_ok=True)
+    (ctx.sections_dir / f"{name}.md").write_text(text)
+    assemble(ctx, {**REPRODUCTIONS, **{n: None for n in available_recipes()}})
     return text

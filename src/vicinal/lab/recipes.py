@@ -1,0 +1,199 @@
+"""The papers' image-benchmark protocols as data: ``recipes/*.toml`` read into validated RunConfigs.
+
+A recipe is one published table (or one column of a table whose columns are different data sets):
+the training protocol shared by every run (``[run]``: any :class:`~vicinal.lab.config.RunConfig`
+field), the rows of the table (``[[rows]]``: a method, its fixed settings and a grid), the seeds,
+and the published numbers beside them (``[paper]``, cell name -> value in percent), with the page
+they were read from. ``[quick]`` holds the overrides of ``--quick`` (one epoch, a tiny model, a
+grid cut short) so that every recipe runs end to end in seconds on generated data. Integration of
+the three papers' protocols with the lab (no equation of its own).
+
+Cell names: a row's label, then ``axis=value`` for each grid axis in the grid's order, e.g.
+``"k-mixup k=16 alpha=1.0"``; a row without a grid is its label alone. A claim compares the best
+cell of one row (lowest mean ``metric``) with the best cell of another, paired over seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig
+from .suggest import did_you_mean
+from .sweep.spec import tomllib
+
+#: The folder of the recipes shipped with the repository (``recipes/`` at its root).
+RECIPES_DIR = Path(__file__).resolve().parents[3] / "recipes"
+
+_TOP_KEYS = {"title", "source", "dataset", "seeds", "metric", "run", "rows", "paper", "claims", "quick", "notes",
+             "alpha_trials"}
+_ROW_KEYS = {"label", "method", "settings", "grid", "calibrate_alpha"}
+_QUICK_KEYS = {"run", "grid", "seeds", "alpha_trials"}
+_CLAIM_KEYS = {"better", "worse", "main"}
+#: Settings a recipe may not fix in ``[run]``: the command line or the rows set them.
+_SET_ELSEWHERE = ("dataset", "seed", "method")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a published table: a method with fixed settings and a grid of settings (cells)."""
+
+    label: str
+    method: str
+    settings: dict
+    grid: dict
+    calibrate_alpha: bool = False  # k-Mixup Algorithm 1: grid alphas are k = 1 alphas, each k gets alpha_k
+
+    def cells(self) -> list[tuple[str, dict]]:
+        """(cell name, settings) of every grid point, in grid order."""
+        axes = list(self.grid)
+        out = []
+        for values in itertools.product(*(self.grid[a] for a in axes)):
+            name = " ".join([self.label] + [f"{a}={v}" for a, v in zip(axes, values)])
+            out.append((name, {**self.settings, "method": self.method, **dict(zip(axes, values))}))
+        return out
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated recipe: shared run settings, rows, seeds, the paper's numbers and claims."""
+
+    name: str
+    path: Path
+    title: str
+    source: str
+    dataset: str
+    seeds: int
+    metric: str
+    run: dict
+    rows: tuple
+    paper: dict
+    claims: tuple
+    quick: dict
+    notes: str = ""
+    alpha_trials: int = 2000
+
+    def cells(self) -> list[tuple[Row, str, dict]]:
+        """(row, cell name, settings without dataset root and seed) of every cell of the table."""
+        return [(row, name, settings) for row in self.rows for name, settings in row.cells()]
+
+    def quick_version(self) -> "Recipe":
+        """The ``--quick`` recipe: ``[quick]`` overrides of the run settings, grid axes and seeds."""
+        q = self.quick
+        grid = q.get("grid", {})
+        rows = tuple(dataclasses.replace(row, grid={a: grid.get(a, v) for a, v in row.grid.items()})
+                     for row in self.rows)
+        return dataclasses.replace(self, run={**self.run, **q.get("run", {})}, rows=rows, seeds=q.get("seeds", 1),
+                                   alpha_trials=q.get("alpha_trials", 50))
+
+    def configs(self, root: str, *, seeds: int | None = None, epochs: int | None = None,
+                device: str | None = None, alphas: dict | None = None) -> list[tuple[str, int, dict]]:
+        """(cell name, seed, RunConfig dict) of every run, each validated by :class:`RunConfig`.
+
+        ``alphas`` maps (k, alpha) to the calibrated alpha_k of rows with ``calibrate_alpha``.
+        """
+        out = []
+        for row, name, settings in self.cells():
+            settings = dict(settings)
+            if row.calibrate_alpha and alphas is not None:
+                settings["alpha"] = alphas[settings["k"], settings["alpha"]]
+            for seed in range(self.seeds if seeds is None else seeds):
+                values = {**self.run, **settings, "dataset": self.dataset, "seed": seed,
+                          "dataset_params": {**self.run.get("dataset_params", {}), "root": str(root)}}
+                if epochs is not None:
+                    values["epochs"] = epochs
+                    values["milestones"] = [m * epochs // self.run["epochs"] for m in self.run.get("milestones", ())]
+                if device is not None:
+                    values["device"] = device
+                out.append((name, seed, RunConfig.from_dict(values).to_dict()))
+        return out
+
+
+def available_recipes(directory: Path = RECIPES_DIR) -> tuple[str, ...]:
+    """Names of the recipes in ``directory`` (file stems), sorted."""
+    return tuple(sorted(p.stem for p in Path(directory).glob("*.toml")))
+
+
+def load_recipe(name: str, directory: Path = RECIPES_DIR) -> Recipe:
+    """Read and validate recipe ``name`` (``<directory>/<name>.toml``); unknown keys refused by file and key."""
+    path = Path(directory) / f"{name}.toml"
+    if not path.is_file():
+        names = available_recipes(directory)
+        raise ValueError(f"unknown recipe {name!r}{did_you_mean(name, names)}; recipes in {directory}: "
+                         f"{', '.join(names) or 'none'}")
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    return _validate(name, path, data)
+
+
+def _refuse_unknown(path: Path, where: str, table: dict, known: set) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        hints = "".join(did_you_mean(key, known) for key in unknown)
+        raise ValueError(f"{path}: unknown key(s) {', '.join(map(repr, unknown))} in {where}{hints}; "
+                         f"valid keys: {', '.join(sorted(known))}")
+
+
+def _require(path: Path, where: str, table: dict, key: str, kind: type) -> Any:
+    if key not in table:
+        raise ValueError(f"{path}: {where} needs {key!r}")
+    if not isinstance(table[key], kind) or isinstance(table[key], bool) and kind is not bool:
+        raise TypeError(f"{path}: {where}.{key} must be a {kind.__name__}, got {table[key]!r}")
+    return table[key]
+
+
+def _validate(name: str, path: Path, data: dict) -> Recipe:
+    _refuse_unknown(path, "the top level", data, _TOP_KEYS)
+    run = _require(path, "the top level", data, "run", dict)
+    for key in _SET_ELSEWHERE:
+        if key in run:
+            raise ValueError(f"{path}: [run] may not set {key!r} (the top-level 'dataset', the seeds and each "
+                             f"row's 'method' set it)")
+    if "root" in run.get("dataset_params", {}):
+        raise ValueError(f"{path}: [run.dataset_params] may not set 'root'; `vicinal reproduce --data-dir` gives it")
+    rows = []
+    for i, table in enumerate(_require(path, "the top level", data, "rows", list)):
+        where = f"[[rows]] #{i + 1}"
+        _refuse_unknown(path, where, table, _ROW_KEYS)
+        grid = table.get("grid", {})
+        if any(not isinstance(v, list) or not v for v in grid.values()):
+            raise ValueError(f"{path}: {where}.grid values must be non-empty lists, got {grid!r}")
+        row = Row(label=_require(path, where, table, "label", str), method=_require(path, where, table, "method", str),
+                  settings=table.get("settings", {}), grid=grid, calibrate_alpha=table.get("calibrate_alpha", False))
+        if row.calibrate_alpha and not {"k", "alpha"} <= set(grid):
+            raise ValueError(f"{path}: {where} has calibrate_alpha = true but no 'k' and 'alpha' grid axes")
+        rows.append(row)
+    quick = data.get("quick", {})
+    _refuse_unknown(path, "[quick]", quick, _QUICK_KEYS)
+    _refuse_unknown(path, "[quick].grid", quick.get("grid", {}), {axis for row in rows for axis in row.grid})
+    recipe = Recipe(name=name, path=path, title=_require(path, "the top level", data, "title", str),
+                    source=_require(path, "the top level", data, "source", str),
+                    dataset=_require(path, "the top level", data, "dataset", str),
+                    seeds=_require(path, "the top level", data, "seeds", int),
+                    metric=data.get("metric", "test_error"), run=run, rows=tuple(rows),
+                    paper=_require(path, "the top level", data, "paper", dict),
+                    claims=tuple(data.get("claims", ())), quick=quick, notes=data.get("notes", ""),
+                    alpha_trials=data.get("alpha_trials", 2000))
+    cells = {cell for _, cell, _ in recipe.cells()}
+    stray = sorted(set(recipe.paper) - cells)
+    if stray:
+        raise ValueError(f"{path}: [paper] names cell(s) {stray} that no row produces; cells: {sorted(cells)}")
+    labels = {row.label for row in rows}
+    for i, claim in enumerate(recipe.claims):
+        _refuse_unknown(path, f"[[claims]] #{i + 1}", claim, _CLAIM_KEYS)
+        for side in ("better", "worse"):
+            if _require(path, f"[[claims]] #{i + 1}", claim, side, str) not in labels:
+                raise ValueError(f"{path}: [[claims]] #{i + 1}.{side} = {claim[side]!r} is no row label; "
+                                 f"labels: {sorted(labels)}")
+    if recipe.claims and not any(c.get("main") for c in recipe.claims):
+        raise ValueError(f"{path}: mark the main claim with main = true in one [[claims]] table")
+    # Every cell, at full size and quick, must be a valid run (RunConfig names the bad setting).
+    for version in (recipe, recipe.quick_version()):
+        try:
+            version.configs("/data", seeds=1)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{path}{' [quick]' if version is not recipe else ''}: {error}") from None
+    return recipe
