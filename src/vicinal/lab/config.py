@@ -272,8 +272,12 @@ def canonical_config(config: dict[str, Any]) -> dict[str, Any]:
     return RunConfig.from_dict(config).to_dict()
 
 
-def derive_seed(seed: int, stream: str) -> int:
-    """An independent 63-bit seed per named random stream ("init", "data", "mix", ...) of a run."""
+def stream_seed(seed: int, stream: str) -> int:
+    """An independent 63-bit seed per named random stream ("init", "data", "mix", ...) of a run.
+
+    sha256 of "seed:stream", the runs' randomness protocol (changing it would change every stored result);
+    :func:`vicinal.seeding.derive_seed` is the library's SplitMix64 helper for ranks and workers.
+    """
     digest = hashlib.sha256(f"{seed}:{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 

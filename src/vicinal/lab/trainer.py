@@ -2,10 +2,10 @@
 
 Randomness protocol (the batched ensemble trainer reproduces it member by member):
 
-* ``derive_seed(seed, "init")`` seeds the model's initial weights (``build_model(seed=...)``);
-* ``derive_seed(seed, "data")`` seeds a generator that draws one ``randperm`` of the training set per
+* ``stream_seed(seed, "init")`` seeds the model's initial weights (``build_model(seed=...)``);
+* ``stream_seed(seed, "data")`` seeds a generator that draws one ``randperm`` of the training set per
   epoch; batches are consecutive slices of it (the short last slice is dropped);
-* ``derive_seed(seed, "mix")`` seeds the generator given to the mixer at every step (after one
+* ``stream_seed(seed, "mix")`` seeds the generator given to the mixer at every step (after one
   ``randint`` choosing the mixing layer, only when several layers are allowed). Each mixer call
   draws a fixed number of float64 uniforms from it, lambdas first (1 per batch, or B), then the B
   of the random order or of the weighted partner draws (:func:`vicinal.lam.sample_lam`,
@@ -40,7 +40,7 @@ from vicinal._checks import all_finite
 from vicinal.approx import approximate_mixup_loss
 from vicinal.rescale import RescaledPredictor, fit_stats, modified_data
 
-from .config import MIXING_METHODS, RunConfig, derive_seed, make_graph, make_mixer, make_optimizer, make_schedule
+from .config import MIXING_METHODS, RunConfig, stream_seed, make_graph, make_mixer, make_optimizer, make_schedule
 from .datasets import Dataset, load_dataset
 from .evaluate import classification_metrics, fgsm_error, noisy_error, predict, regression_metrics
 from .models import build_model
@@ -60,7 +60,7 @@ def kept_pairs_batch_size(x: torch.Tensor, config: RunConfig, *, n_pairs: int = 
     graph weight of ``n_pairs`` random distinct pairs of training inputs (seeded by the run's data seed).
     """
     n = x.shape[0]
-    generator = torch.Generator().manual_seed(derive_seed(config.effective_data_seed, "kept_pairs"))
+    generator = torch.Generator().manual_seed(stream_seed(config.effective_data_seed, "kept_pairs"))
     i = torch.randint(0, n, (n_pairs,), generator=generator)
     j = (i + torch.randint(1, n, (n_pairs,), generator=generator)) % n  # j != i
     graph = make_graph(config)
@@ -164,7 +164,7 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
     classification = dataset.num_classes is not None
     num_outputs = dataset.num_classes if classification else (1 if dataset.y_train.ndim == 1 else dataset.y_train.shape[1])
     model = build_model(config.model, input_shape=dataset.input_shape, num_outputs=num_outputs,
-                        seed=derive_seed(config.seed, "init"), **config.model_params)
+                        seed=stream_seed(config.seed, "init"), **config.model_params)
     needs_stats = config.method in ("modified_data", "approx_mixup") or rescaled_applies(config, dataset)
     stats = fit_stats((dataset.x_train, dataset.y_train), num_classes=dataset.num_classes) if needs_stats else None
     if config.loop == "device":  # before the optimiser is built on the parameters
@@ -172,11 +172,11 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
         model.to(config.device, memory_format=memory_format)
     optimizer = make_optimizer(model.parameters(), config)
     schedule = make_schedule(optimizer, config)
-    data_generator = torch.Generator().manual_seed(derive_seed(config.seed, "data"))
-    mix_generator = torch.Generator().manual_seed(derive_seed(config.seed, "mix"))
+    data_generator = torch.Generator().manual_seed(stream_seed(config.seed, "data"))
+    mix_generator = torch.Generator().manual_seed(stream_seed(config.seed, "mix"))
     augment_generator = None
     if config.crop_flip:  # on the device: the crops and flips are drawn where the images are
-        augment_generator = torch.Generator(device=config.device).manual_seed(derive_seed(config.seed, "augment"))
+        augment_generator = torch.Generator(device=config.device).manual_seed(stream_seed(config.seed, "augment"))
     step = _Step(config, model, dataset, stats)
     batch_size = effective_batch_size(dataset, config)
     n_train = dataset.x_train.shape[0]
@@ -276,7 +276,7 @@ def evaluate_run(model, dataset: Dataset, config: RunConfig, stats, *, test_outp
                                               n_bins=config.n_bins, prefix="rescaled_test_"))
     for std in config.noise_stds:
         results[f"noise_error@{std:g}"] = noisy_error(model, dataset.x_test, dataset.y_test, std=std,
-                                                      seed=derive_seed(config.seed, "noise"))
+                                                      seed=stream_seed(config.seed, "noise"))
     for eps in config.fgsm_eps:
         results[f"fgsm_error@{eps:g}"] = fgsm_error(model, dataset.x_test, dataset.y_test, eps=eps)
     return results

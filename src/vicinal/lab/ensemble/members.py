@@ -1,6 +1,6 @@
 """The members of an ensemble: each run's config, data, model, batch size and random streams.
 
-Member m has its own initial weights (``derive_seed(seed, "init")``), data
+Member m has its own initial weights (``stream_seed(seed, "init")``), data
 (``effective_data_seed``), epoch orders (its ``"data"`` generator) and mixing draws (its ``"mix"``
 generator), as ``trainer.train`` gives them to a single run.
 """
@@ -18,7 +18,7 @@ from vicinal.rescale import fit_stats, modified_data
 from vicinal.targets import dense_targets
 
 from .. import trainer
-from ..config import RunConfig, derive_seed, make_mixer
+from ..config import RunConfig, stream_seed, make_mixer
 from ..datasets import Dataset, load_dataset
 from ..models import build_model
 
@@ -55,8 +55,8 @@ def _make_member(config: RunConfig, dataset: Dataset, stats_cache: dict) -> _Mem
         config=config, dataset=dataset, stats=stats, batch_size=batch_size,
         steps_per_epoch=dataset.x_train.shape[0] // batch_size,
         mixer=mixer,
-        data_generator=torch.Generator().manual_seed(derive_seed(config.seed, "data")),
-        mix_generator=torch.Generator().manual_seed(derive_seed(config.seed, "mix")),
+        data_generator=torch.Generator().manual_seed(stream_seed(config.seed, "data")),
+        mix_generator=torch.Generator().manual_seed(stream_seed(config.seed, "mix")),
     )
 
 
@@ -84,9 +84,9 @@ def _training_sources(members: list[_Member]) -> tuple[torch.Tensor, torch.Tenso
 
 
 def _build(config: RunConfig, dataset: Dataset) -> nn.Module:
-    """The member's model as ``trainer.train`` builds it (seeded by ``derive_seed(seed, "init")``)."""
+    """The member's model as ``trainer.train`` builds it (seeded by ``stream_seed(seed, "init")``)."""
     return build_model(config.model, input_shape=dataset.input_shape, num_outputs=_num_outputs(dataset),
-                       seed=derive_seed(config.seed, "init"), **config.model_params)
+                       seed=stream_seed(config.seed, "init"), **config.model_params)
 
 
 def _num_outputs(dataset: Dataset) -> int:

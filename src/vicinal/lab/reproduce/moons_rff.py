@@ -17,7 +17,7 @@ import torch
 from vicinal.metrics import ece, reliability_data
 from vicinal.rescale import RescaledPredictor, fit_stats
 
-from ..config import derive_seed
+from ..config import stream_seed
 from ..evaluate import predict
 from ..plots import plot_curves, plot_reliability
 from .base import Context, Section, judge, markdown_table, mean_ci
@@ -48,7 +48,7 @@ def _test_outputs(config: dict, model_dir) -> dict:
     stats = fit_stats((data.x_train, data.y_train), num_classes=data.num_classes)
     y = data.y_test
     flipped = y.clone()
-    chosen = np.random.default_rng(derive_seed(config["seed"], "test_flips")).choice(
+    chosen = np.random.default_rng(stream_seed(config["seed"], "test_flips")).choice(
         len(y), size=round(FLIP * len(y)), replace=False)
     flipped[torch.as_tensor(chosen)] = 1 - flipped[torch.as_tensor(chosen)]
     return {"plain": predict(model, data.x_test),

@@ -16,7 +16,7 @@ import torch
 
 from vicinal.alpha import calibrate_alpha
 
-from ..config import RunConfig, derive_seed
+from ..config import RunConfig, stream_seed
 from ..datasets import load_dataset
 from ..ensemble import batch_group_key, run_batch
 from ..models import build_model
@@ -86,7 +86,7 @@ def load_trained_model(config: dict, model_dir: Path) -> tuple[torch.nn.Module, 
     run = RunConfig.from_dict(config)
     data = load_dataset(run.dataset, seed=run.effective_data_seed, **run.dataset_params)
     model = build_model(run.model, input_shape=data.input_shape, num_outputs=data.num_classes,
-                        seed=derive_seed(run.seed, "init"), **run.model_params)
+                        seed=stream_seed(run.seed, "init"), **run.model_params)
     model.load_state_dict(torch.load(weights))
     return model.eval(), data
 
