@@ -155,3 +155,10 @@ def test_mixed_batch_repr_shows_shapes_not_values():
         torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,)), generator=g())
     text = repr(batch)
     assert len(text) < 400 and "inputs=Tensor(64, 3, 32, 32), float32, cpu" in text and "kept=" in text
+
+
+def test_kmixup_on_nan_inputs_with_checks_off_names_the_inputs_not_scipy():
+    x = torch.randn(8, 3)
+    x[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="inputs contain NaN or Inf values.*check_finite=False"):
+        v.KMixup(k=4, check_finite=False)(x, torch.randn(8), generator=g())

@@ -26,6 +26,9 @@ def _solve_assignments(cost: torch.Tensor) -> torch.Tensor:
     the loop runs over blocks, never over samples.
     """
     blocks = cost.detach().to("cpu", torch.float64).numpy()
+    if not np.isfinite(blocks).all():  # the costs are on the host already: no extra synchronisation
+        raise ValueError("optimal-transport costs are not finite: the inputs contain NaN or Inf values (a mixer with "
+                         "check_finite=False does not check them); clean the batch or keep check_finite=True")
     columns = np.empty(blocks.shape[:2], dtype=np.int64)
     for b, block in enumerate(blocks):
         columns[b] = linear_sum_assignment(block)[1]
