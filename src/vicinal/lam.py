@@ -38,7 +38,7 @@ def lam_from_uniforms(u: torch.Tensor, alpha: float | torch.Tensor,
 
 def draw_uniforms(n: int, generator: torch.Generator | None) -> torch.Tensor:
     """``n`` float64 uniforms in [0, 1) from ``generator`` on its device (CPU when None): the one primitive every
-    mixer draw goes through (randomness protocol 2, see docs/ARCHITECTURE.md)."""
+    mixer draw goes through (randomness protocol 3, see docs/ARCHITECTURE.md)."""
     draw_device = generator.device if generator is not None else torch.device("cpu")
     return torch.rand(n, dtype=torch.float64, generator=generator, device=draw_device)
 

@@ -17,6 +17,7 @@ from scipy.optimize import linear_sum_assignment
 
 from ._checks import check_int
 from .graphs import LocalityGraph, expanded_squared_distances, normalized_rows, scaled_squared_distances
+from .lam import draw_uniforms
 
 
 def _solve_assignments(cost: torch.Tensor) -> torch.Tensor:
@@ -113,8 +114,7 @@ def random_order(n: int, generator: torch.Generator | None = None) -> torch.Tens
     Every pairing draws its randomness this way (a fixed count per call, in a fixed order), so a batched
     trainer can draw a whole epoch of uniforms per member in one call and get the same partners.
     """
-    draw_device = generator.device if generator is not None else torch.device("cpu")
-    return order_from_uniforms(torch.rand(n, dtype=torch.float64, generator=generator, device=draw_device))
+    return order_from_uniforms(draw_uniforms(n, generator))
 
 
 class OptimalTransportPairing:
@@ -269,9 +269,7 @@ class UniformPairing:
         n = x.shape[0]
         if partner_x is not None and partner_x.shape[0] != n:
             raise ValueError(f"partner_x must have as many samples as x ({n}), got {partner_x.shape[0]}")
-        draw_device = generator.device if generator is not None else torch.device("cpu")
-        u = torch.rand(n, dtype=torch.float64, generator=generator, device=draw_device)
-        return uniform_partners(u, n).to(x.device)
+        return uniform_partners(draw_uniforms(n, generator), n).to(x.device)
 
     def __repr__(self) -> str:
         return "UniformPairing()"
@@ -297,9 +295,7 @@ class GraphPairing:
         if not isinstance(weights, torch.Tensor) or weights.ndim != 2 or weights.shape[0] != weights.shape[1]:
             got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
             raise ValueError(f"weights must be a square locality matrix (B, B), got {got}")
-        draw_device = generator.device if generator is not None else torch.device("cpu")
-        u = torch.rand(weights.shape[0], dtype=torch.float64, generator=generator, device=draw_device)
-        return self.from_uniforms(weights, u).to(weights.device)
+        return self.from_uniforms(weights, draw_uniforms(weights.shape[0], generator)).to(weights.device)
 
     @staticmethod
     def from_uniforms(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
