@@ -88,7 +88,7 @@ class Mixer:
     switch_prob : float in [0, 1]
         See ``cutmix_alpha``.
 
-    Randomness (protocol 2): a call draws, from ``generator`` and in this order, n uniforms for the
+    Randomness (protocol 3): a call draws, from ``generator`` and in this order, n uniforms for the
     lambdas (n = 1 per batch, B per sample), the pairing's (B, or 2B with a partner batch), then only
     when the option is on: 2n box centres (row then column of each box) when CutMix can happen, n
     switch uniforms when ``cutmix_alpha`` is set, n ``prob`` uniforms when ``prob < 1``. The count

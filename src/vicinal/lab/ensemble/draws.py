@@ -1,6 +1,6 @@
 """The members' mixing draws: the epoch's uniforms, then lambdas, random orders and partners for all at once.
 
-Randomness protocol: the one of :mod:`vicinal.lab.trainer` (protocol 2), member by member, each
+Randomness protocol: the one of :mod:`vicinal.lab.trainer` (protocol 3), member by member, each
 member with its own streams (:mod:`.members`). A mixer call consumes a fixed number of uniforms,
 and consecutive ``torch.rand`` calls continue one stream, so at the start of each epoch member m
 draws all its uniforms for the epoch in one call; lambdas (Beta quantiles), random orders (argsort)
@@ -33,7 +33,7 @@ class _Draws:
 
     def __init__(self, members: list[_Member], batch_sizes: torch.Tensor, dtype: torch.dtype):
         self.members, self.batch_sizes, self.dtype = members, batch_sizes, dtype
-        for m in members:  # the draws below replicate plain linear mixing only (randomness protocol 2)
+        for m in members:  # the draws below replicate plain linear mixing only (randomness protocol 3)
             if m.mixer is not None and (m.mixer.may_cutmix or m.mixer.label_smoothing or m.mixer.prob < 1):
                 raise ValueError(f"the batched trainer replicates linear mixing without label smoothing or prob, "
                                  f"got {m.mixer!r}; train this run with trainer.train")
