@@ -20,6 +20,7 @@ from .evaluate import probability_fn
 from .models import build_model
 from .store import ResultStore, config_key
 from .sweep import run_sweep
+from .sweep.runner import stored_key
 
 DEFAULT_METHODS = ("erm", "mixup", "local_mixup", "kmixup")
 
@@ -84,8 +85,8 @@ def run_compare(dataset: str, *, methods: Sequence[str] = DEFAULT_METHODS, seeds
                         progress=progress, canonical=canonical_config)
     with ResultStore(out / "results.sqlite") as store:
         keys = {config_key(c) for c in configs}
-        rows = [dict(config=used_settings(r.config), metrics=r.metrics, key=_canonical_key(r.config, r.key))
-                for r in store.rows() if _canonical_key(r.config, r.key) in keys]
+        keyed = [(stored_key(r, canonical_config), r) for r in store.rows()]
+        rows = [dict(config=used_settings(r.config), metrics=r.metrics, key=key) for key, r in keyed if key in keys]
     table = summarize(rows, by=["method"], metrics=["test_error", "test_nll", "test_ece"])
     text, markdown = table.to_text(), table.to_markdown()
     # Carratino eq. 22 undoes mixup-style shrinkage; ERM has none to undo, so it is left out here.
@@ -113,14 +114,6 @@ def run_compare(dataset: str, *, methods: Sequence[str] = DEFAULT_METHODS, seeds
         paths["figure"] = _plot_boundaries(data, [c for c in configs if c["seed"] == 0], model_dir, rows,
                                            out / "decision_boundaries.png")
     return {"summary": summary, "text": text, "paths": paths}
-
-
-def _canonical_key(config: dict, key: str) -> str:
-    """The key a stored row has in its canonical form (rows written before canonical numbers keep theirs)."""
-    try:
-        return config_key(canonical_config(config))
-    except (ValueError, TypeError):
-        return key
 
 
 def _plot_boundaries(data, configs: list[dict], model_dir: Path, rows, path: Path) -> Path:

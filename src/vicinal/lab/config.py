@@ -216,7 +216,8 @@ class RunConfig:
 
 
 _FLOAT_LISTS = ("noise_stds", "fgsm_eps")
-_LOOP_DEFAULTS = {"loop": "host", "device": "cpu", "crop_flip": False}
+#: The device-loop settings, left out of ``to_dict`` at their defaults (the dataclass's own) so older hashes stay.
+_LOOP_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name in ("loop", "device", "crop_flip")}
 
 
 def _known_params(kind: str, name: str, params: dict, accepted_by) -> dict:

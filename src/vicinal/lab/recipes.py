@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig
+from .config import canonical_config
 from .suggest import did_you_mean
 from .sweep.spec import tomllib
 
@@ -108,7 +108,7 @@ class Recipe:
                     values["milestones"] = [m * epochs // self.run["epochs"] for m in self.run.get("milestones", ())]
                 if device is not None:
                     values["device"] = device
-                out.append((name, seed, RunConfig.from_dict(values).to_dict()))
+                out.append((name, seed, canonical_config(values)))
         return out
 
 

@@ -259,12 +259,17 @@ def _finished(store: ResultStore, canonical: Callable[[dict], dict] | None) -> s
     done = store.finished_keys()
     if canonical is None:
         return done
-    for record in store.rows():
-        try:
-            done.add(config_key(canonical(record.config)))
-        except (ValueError, TypeError):  # a row of settings this version no longer accepts: its own key only
-            pass
+    done.update(stored_key(record, canonical) for record in store.rows())
     return done
+
+
+def stored_key(record, canonical: Callable[[dict], dict]) -> str:
+    """The key of a stored row's canonical form, or its own key when this version no longer accepts its
+    settings (rows written before canonical numbers keep matching their configs)."""
+    try:
+        return config_key(canonical(record.config))
+    except (ValueError, TypeError):
+        return record.key
 
 
 def _run(items, fn, batched, store, runner, progress, group_key, max_batch, canonical) -> SweepSummary:
