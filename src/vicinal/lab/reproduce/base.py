@@ -60,11 +60,6 @@ class Context:
     def figure(self, filename: str) -> Path:
         return self.figures_dir / filename
 
-    def batched_runner(self) -> dict:
-        """``run_sweep`` arguments of the batched ensemble trainer (many seeds per stacked model)."""
-        from ..ensemble import batch_group_key, run_batch
-
-        return dict(batch_fn=run_batch, group_key=batch_group_key, max_batch=100)
 
 
 @dataclass

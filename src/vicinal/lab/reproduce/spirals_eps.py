@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import RunConfig
-from ..store import ResultStore, config_key
-from ..sweep import run_sweep
 from .base import Context, Section, judge, markdown_table, paired_ci, paired_below, fmt_ci
+from .runs import sweep_metrics
 
 #: eps -> batch size, as in the authors' notebook (eps = 0 is ERM at batch 20).
 PAPER_BATCH_SIZES = {0.6: 241, 1.0: 103, 1.5: 50, 2.0: 33, 2.5: 25, 3.0: 22, 3.5: 20, 4.0: 20, 10.0: 20}
@@ -95,13 +94,12 @@ def _configs(ctx: Context, recipes: tuple[str, ...]) -> tuple[list[tuple[str, st
     return [(v, p, RunConfig.from_dict(c).to_dict()) for v, p, c in out], plan
 
 
-def _errors(triples, store_path) -> dict[str, dict]:
-    """variant -> point -> test errors (%) in seed order."""
-    with ResultStore(store_path) as store:
-        by_key = {row.key: row.metrics for row in store.rows()}
+def _errors(ctx: Context, triples) -> dict[str, dict]:
+    """Train (or reuse) every run as batched ensembles; variant -> point -> test errors (%) in seed order."""
+    metrics = sweep_metrics(ctx, [c for _, _, c in triples])
     errors: dict[str, dict] = {}
-    for variant, point, config in triples:
-        errors.setdefault(variant, {}).setdefault(point, []).append(100 * by_key[config_key(config)]["test_error"])
+    for (variant, point, _), m in zip(triples, metrics):
+        errors.setdefault(variant, {}).setdefault(point, []).append(100 * m["test_error"])
     return {v: {p: np.array(e) for p, e in points.items()} for v, points in errors.items()}
 
 
@@ -168,9 +166,7 @@ def reproduce(ctx: Context) -> Section:
     if ctx.recipe not in (None, "both", *RECIPES):
         raise ValueError(f"recipe must be one of {RECIPES} or 'both', got {ctx.recipe!r}")
     triples, plan = _configs(ctx, recipes)
-    run_sweep([c for _, _, c in triples], store=ctx.store_path, workers=ctx.workers, progress=not ctx.quick,
-              **ctx.batched_runner())
-    errors = _errors(triples, ctx.store_path)
+    errors = _errors(ctx, triples)
     verdict, reason = _verdict(ctx, errors, recipes)
     figure = _figure(ctx, errors, recipes, plan)
     deviations = markdown_table(["switch", "authors' notebook", "paper / corrected"],
