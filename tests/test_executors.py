@@ -125,3 +125,12 @@ def test_ray_executor_gives_the_same_rows_as_the_local_one(tmp_path, monkeypatch
         local_rows = {r.key: (r.config, r.metrics) for r in local.rows()}
         ray_rows = {r.key: (r.config, r.metrics) for r in remote.rows()}
     assert ray_rows == local_rows and len(local_rows) == 6
+
+
+@pytest.mark.parametrize("mp_context", ["spawn", "forkserver"])
+def test_process_pool_runs_tasks_under_each_start_method(mp_context):
+    """The parent watch must follow the worker's own parent: under forkserver that is the fork server, and
+    watching the sweep's pid made every worker exit at once (a broken pool)."""
+    tasks = [Task(fake_run, ({"seed": s},), batched=False) for s in range(3)]
+    outcomes = [o for batch in LocalExecutor(2, mp_context=mp_context).map_unordered(tasks) for o in batch]
+    assert sorted(o.config["seed"] for o in outcomes) == [0, 1, 2] and all(o.error is None for o in outcomes)

@@ -143,7 +143,8 @@ PARENT_POLL_S = 0.5
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:
-    """Exit this worker as soon as the sweep process that started it is gone.
+    """Exit this worker as soon as the process that started it (the sweep, or under "forkserver" the
+    sweep's fork server, which exits with it) is gone.
 
     A parent killed by SIGKILL (or SIGTERM outside the CLI) cannot stop its pool, and an orphaned
     worker would keep training (and keep multiprocessing's resource tracker alive, which exits once
@@ -155,13 +156,14 @@ def _exit_when_orphaned(parent_pid: int) -> None:
     os._exit(1)
 
 
-def _init_worker(threads: int, parent_pid: int | None = None) -> None:
+def _init_worker(threads: int, parent_pid: int | None) -> None:
     # Ctrl-C reaches the whole process group; only the parent should react, by
     # terminating the workers, so they do not each print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if parent_pid is not None:
-        threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="vicinal-parent-watch",
-                         daemon=True).start()
+    # "spawn" passes the sweep's pid, so a worker that starts after the sweep died exits at once; a
+    # "forkserver" worker is a child of the fork server, whose pid only the worker can read.
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid() if parent_pid is None else parent_pid,),
+                     name="vicinal-parent-watch", daemon=True).start()
     # Each worker gets its share of the cores: N workers x all-core torch thread pools
     # oversubscribe the machine and make small models many times slower (Ray does
     # the same through OMP_NUM_THREADS).
@@ -225,7 +227,8 @@ class LocalExecutor:
             return
         context = multiprocessing.get_context(self.mp_context)
         pool = cf.ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_init_worker, initargs=(self.threads, os.getpid())
+            self.workers, mp_context=context, initializer=_init_worker,
+            initargs=(self.threads, os.getpid() if self.mp_context == "spawn" else None)
         )
         tasks = iter(tasks)
         in_flight: set[cf.Future] = set()
