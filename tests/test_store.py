@@ -170,3 +170,11 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path):
         rows = store.rows()
     assert sorted(r.seed for r in rows) == list(range(100))
     assert all(r.metrics == sweep_fakes.fake_metrics(r.config) for r in rows)
+
+
+def test_a_compare_out_directory_given_as_store_points_at_its_results_file(tmp_path):
+    with ResultStore(tmp_path / "results.sqlite"):
+        pass
+    for open_it in (lambda: ResultStore(tmp_path), lambda: check_store_location(tmp_path)):
+        with pytest.raises(ValueError, match=r"is a directory; did you mean .*results\.sqlite"):
+            open_it()

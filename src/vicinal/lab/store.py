@@ -122,6 +122,16 @@ def config_key(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(dict(config)).encode("utf-8")).hexdigest()
 
 
+def _refuse_directory(path: Path) -> None:
+    """A store is a file: name the one inside ``path`` when it holds what `vicinal compare --out` writes."""
+    if not path.is_dir():
+        return
+    inside = path / "results.sqlite"
+    hint = (f"did you mean {str(inside)!r}, the store `vicinal compare --out` writes?" if inside.is_file()
+            else f"expected a file such as {str(inside)!r}")
+    raise ValueError(f"result store path {str(path)!r} is a directory; {hint}")
+
+
 def check_store_location(path: str | os.PathLike, *, min_free_mb: float = 64.0) -> Path:
     """Fail fast unless a store file can be created and grown at ``path``.
 
@@ -150,10 +160,7 @@ def check_store_location(path: str | os.PathLike, *, min_free_mb: float = 64.0) 
     if not isinstance(min_free_mb, (int, float)) or isinstance(min_free_mb, bool) or min_free_mb < 0:
         raise ValueError(f"min_free_mb must be a non-negative number, got {min_free_mb!r}")
     path = Path(path).expanduser().absolute()
-    if path.is_dir():
-        raise ValueError(
-            f"result store path {str(path)!r} is a directory; expected a file such as {str(path / 'results.db')!r}"
-        )
+    _refuse_directory(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # SQLite's WAL mode writes -wal and -shm files beside the store, so the
@@ -251,10 +258,7 @@ class ResultStore:
             raise TypeError(f"read_only must be True or False, got {read_only!r}")
         self.path = Path(path).expanduser().absolute()
         self.read_only = read_only
-        if self.path.is_dir():
-            inside = self.path / "results.sqlite"
-            hint = f" (did you mean {str(inside)!r}, the store `vicinal compare --out` writes?)" if inside.is_file() else ""
-            raise ValueError(f"result store path {str(self.path)!r} is a directory; expected a file{hint}")
+        _refuse_directory(self.path)
         if read_only:
             self._conn = _connect_read_only(self.path)
             return
