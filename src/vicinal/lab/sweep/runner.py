@@ -254,10 +254,11 @@ def run_sweep(
             owned.close()
 
 
-def _finished(store: ResultStore, canonical: Callable[[dict], dict] | None) -> set[str]:
-    """Keys of stored runs, and with ``canonical`` also the keys of their canonical forms."""
+def _finished(store: ResultStore, canonical: Callable[[dict], dict] | None, wanted) -> set[str]:
+    """Keys of stored runs, and with ``canonical`` also the keys of their canonical forms. The rows are read
+    and re-validated only when some ``wanted`` key is not stored as it is (an older spelling may hold it)."""
     done = store.finished_keys()
-    if canonical is None:
+    if canonical is None or all(key in done for key in wanted):
         return done
     done.update(stored_key(record, canonical) for record in store.rows())
     return done
@@ -274,7 +275,7 @@ def stored_key(record, canonical: Callable[[dict], dict]) -> str:
 
 def _run(items, fn, batched, store, runner, progress, group_key, max_batch, canonical) -> SweepSummary:
     t0 = time.perf_counter()
-    done = _finished(store, canonical)
+    done = _finished(store, canonical, items)
     pending = [(key, config) for key, config in items.items() if key not in done]
     skipped = [len(items) - len(pending)]
     failures: list[Failure] = []
