@@ -67,13 +67,18 @@ def run_reproduction(name: str, *, quick: bool = False, out: str | Path = "docs"
                          f"recipe, stated in their sections), got recipe={recipe!r} for {name!r}")
     module = importlib.import_module(f"{__name__}.{REPRODUCTIONS[name][1]}")
     ctx = Context(name=name, quick=quick, out=Path(out), workers=workers, recipe=recipe)
+    return _write_section(ctx, module.reproduce, REPRODUCTIONS)
+
+
+def _write_section(ctx: Context, produce, registry: dict) -> str:
+    """Run ``produce(ctx)`` timed, write its section and rebuild the index over ``registry``; return the text."""
     started = time.perf_counter()
-    section = module.reproduce(ctx)
+    section = produce(ctx)
     section.compute_seconds = time.perf_counter() - started
     text = section.render(ctx)
     ctx.sections_dir.mkdir(parents=True, exist_ok=True)
-    (ctx.sections_dir / f"{name}.md").write_text(text)
-    assemble(ctx, REPRODUCTIONS)
+    (ctx.sections_dir / f"{ctx.name}.md").write_text(text)
+    assemble(ctx, registry)
     return text
 
 
@@ -86,11 +91,5 @@ def _run_image_recipe(name: str, *, quick: bool, out: Path, data_dir, **options)
         raise ValueError(f"recipe {name!r} trains on local image data: pass --data-dir DIR (data_dir=) naming the "
                          f"directory of its dataset (see `vicinal list` for what each dataset reads)")
     ctx = Context(name=name, quick=quick, out=out, workers=1)
-    started = time.perf_counter()
-    section = run_recipe(ctx, load_recipe(name), data_dir, **options)
-    section.compute_seconds = time.perf_counter() - started
-    text = section.render(ctx)
-    ctx.sections_dir.mkdir(parents=True, exist_ok=True)
-    (ctx.sections_dir / f"{name}.md").write_text(text)
-    assemble(ctx, {**REPRODUCTIONS, **{n: None for n in available_recipes()}})
-    return text
+    return _write_section(ctx, lambda c: run_recipe(c, load_recipe(name), data_dir, **options),
+                          {**REPRODUCTIONS, **{n: None for n in available_recipes()}})
