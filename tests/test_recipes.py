@@ -92,13 +92,25 @@ def test_the_shipped_recipes_cover_the_tables_and_carry_the_printed_numbers():
     names = set(available_recipes())
     assert {"local-table1-cifar10", "local-table1-cifar100", "local-table1-fashion-mnist", "local-table1-svhn",
             "kmixup-table2-mnist", "kmixup-table3-tiny-imagenet", "kmixup-table10-cifar10",
-            "kmixup-table11a-cifar10-densenet", "kmixup-table12a-cifar100", "kmixup-table12b-svhn"} <= names
+            "kmixup-table11a-cifar10-densenet", "kmixup-table12a-cifar100", "kmixup-table12b-svhn",
+            "kmixup-table6-cifar10-noise", "kmixup-table7a-cifar10-fgsm", "kmixup-table7b-mnist-fgsm",
+            "carratino-fig4-cifar10-resnet34", "carratino-fig4-cifar100-resnet34"} <= names
     table2 = load_recipe("kmixup-table2-mnist")
     assert len(table2.paper) == 1 + 7 * 7  # ERM + the 7 x 7 grid
     assert table2.paper["k-mixup k=64 alpha=10.0"] == 0.66 and table2.paper["1-mixup alpha=0.2"] == 0.76
     assert table2.run["milestones"] == [100, 150] and table2.run["weight_decay"] == 1e-4
     local = load_recipe("local-table1-svhn")
     assert local.paper == {"ERM": 10.01, "Mixup": 8.31, "Local Mixup": 8.20}
+    noise = load_recipe("kmixup-table6-cifar10-noise")  # 4 eps x (ERM + 3 alphas x k = 1, 4, 16)
+    assert len(noise.paper) == 4 * 10 and noise.paper["k-mixup k=16 alpha=5.0 | eps=12"] == 17.71
+    assert [round(s * 255, 9) for s in noise.run["noise_stds"]] == [8, 10, 12, 14]
+    # Each column reads the metric the trainer stores for the std / eps it was given (f"...@{value:g}").
+    assert [c.metric for c in noise.columns] == [f"noise_error@{s:g}" for s in noise.run["noise_stds"]]
+    for name in ("kmixup-table7a-cifar10-fgsm", "kmixup-table7b-mnist-fgsm"):
+        fgsm = load_recipe(name)
+        assert [c.metric for c in fgsm.columns] == [f"fgsm_error@{e:g}" for e in fgsm.run["fgsm_eps"]]
+        assert [round(e * 255, 9) for e in fgsm.run["fgsm_eps"]] == [0.5, 1, 2, 4, 8, 16]
+    assert load_recipe("kmixup-table7b-mnist-fgsm").paper["k-mixup k=32 alpha=10.0 | eps=16"] == 14.95
 
 
 
@@ -134,9 +146,12 @@ def test_every_recipe_runs_end_to_end_quick(tmp_path, name):
     root = _write_for(recipe.dataset, tmp_path / "data")
     text = run_reproduction(name, quick=True, out=tmp_path / "docs", data_dir=root)
     assert "not assessed (quick run)" in text and recipe.title in text
-    assert f"{recipe.paper['ERM']:.2f}" in text  # the paper's column beside ours
-    measured = re.findall(r"^\| ERM \| (\d+\.\d+) \|", text, flags=re.M)
-    assert measured and 0 <= float(measured[0]) <= 100
+    first = recipe.quick_version().cells()[0][1]
+    published = recipe.paper_value(first, recipe.table_columns()[0])
+    line = re.search(rf"^\| {re.escape(first)}(?: \(alpha_k [^)]*\))? \| (\d+\.\d+) \| (\S+) \|", text, flags=re.M)
+    assert line, text
+    assert line.group(2) == ("—" if published is None else f"{published:.2f}")  # the paper's number beside ours
+    assert 0 <= float(line.group(1)) <= (100 if recipe.table_columns()[0].percent else 1e6)
     assert (tmp_path / "docs" / "reproductions-quick" / f"{name}.md").is_file()
     # Resumable: a second call trains nothing new and reports the same table.
     assert run_reproduction(name, quick=True, out=tmp_path / "docs", data_dir=root).split("**Compute")[0] == \

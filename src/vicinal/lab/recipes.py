@@ -9,8 +9,18 @@ grid cut short) so that every recipe runs end to end in seconds on generated dat
 the three papers' protocols with the lab (no equation of its own).
 
 Cell names: a row's label, then ``axis=value`` for each grid axis in the grid's order, e.g.
-``"k-mixup k=16 alpha=1.0"``; a row without a grid is its label alone. A claim compares the best
-cell of one row (lowest mean ``metric``) with the best cell of another, paired over seeds.
+``"k-mixup k=16 alpha=1.0"``; a row without a grid is its label alone. A table whose columns are
+several metrics of the same runs (robustness at several noise levels, plain and rescaled
+prediction) lists them in ``columns`` (label -> stored metric); its ``[paper]`` keys are then
+``"cell | column"``. Without ``columns`` the one column is ``metric`` and ``[paper]`` keys are cells.
+
+A claim compares the best cell (lowest mean) of one selection of cells with the best of another,
+paired over seeds, and holds when the 95% CI of the paired difference lies below 0. A selection is
+a row label, optionally narrowed by ``axis=value`` words (``"k-mixup k=16"``). ``columns`` (a list,
+or ``"all"``) checks the claim at each of those columns; ``better_column`` / ``worse_column``
+compare two columns instead (rescaled against plain prediction of the same runs). ``each = [axes]``
+checks it separately for every value of those grid axes (``each = ["alpha"]``: at every alpha,
+against the other side's cells of the same alpha, or all of them where that side has no such axis).
 """
 
 from __future__ import annotations
@@ -28,11 +38,11 @@ from .sweep.spec import tomllib
 #: The folder of the recipes shipped with the repository (``recipes/`` at its root).
 RECIPES_DIR = Path(__file__).resolve().parents[3] / "recipes"
 
-_TOP_KEYS = {"title", "source", "dataset", "seeds", "metric", "run", "rows", "paper", "claims", "quick", "notes",
-             "alpha_trials"}
+_TOP_KEYS = {"title", "source", "dataset", "seeds", "metric", "columns", "run", "rows", "paper", "claims", "quick",
+             "notes", "alpha_trials"}
 _ROW_KEYS = {"label", "method", "settings", "grid", "calibrate_alpha"}
 _QUICK_KEYS = {"run", "grid", "seeds", "alpha_trials"}
-_CLAIM_KEYS = {"better", "worse", "main"}
+_CLAIM_KEYS = {"better", "worse", "main", "columns", "better_column", "worse_column", "each"}
 #: Settings a recipe may not fix in ``[run]``: the command line or the rows set them.
 _SET_ELSEWHERE = ("dataset", "seed", "method")
 
@@ -58,6 +68,31 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Column:
+    """One column of a published table: a stored metric of each run, shown in percent or as it is."""
+
+    label: str
+    metric: str
+    percent: bool = True
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the paper: best of ``better`` < best of ``worse`` at each (better, worse) column pair and each group.
+
+    ``better`` / ``worse`` are selections (a row label, optionally narrowed by ``axis=value`` words);
+    ``column_pairs`` the (better column, worse column) labels it is checked at; ``each`` the grid
+    axes it is checked separately for.
+    """
+
+    better: str
+    worse: str
+    column_pairs: tuple
+    each: tuple = ()
+    main: bool = False
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A validated recipe: shared run settings, rows, seeds, the paper's numbers and claims."""
 
@@ -75,6 +110,40 @@ class Recipe:
     quick: dict
     notes: str = ""
     alpha_trials: int = 2000
+    columns: tuple = ()  # Column; empty: one column, ``metric``
+    named_columns: bool = False  # whether ``[paper]`` keys name a column ("cell | column")
+
+    def table_columns(self) -> tuple[Column, ...]:
+        """The table's columns: ``columns``, or the one column ``metric``."""
+        return self.columns or (Column(self.metric, self.metric),)
+
+    def paper_value(self, cell_name: str, column: Column) -> float | None:
+        """The published number of a cell at a column, or None where the paper prints none."""
+        return self.paper.get(f"{cell_name} | {column.label}" if self.named_columns else cell_name)
+
+    def select(self, selection: str) -> list[tuple[str, dict]]:
+        """(cell name, grid values) of the cells a claim's selection names: a row label and ``axis=value`` words.
+
+        Raises ValueError naming the selection when no row label starts it, a word is no ``axis=value`` of
+        that row's grid, or nothing is left.
+        """
+        labels = [row.label for row in self.rows if selection == row.label or selection.startswith(row.label + " ")]
+        if not labels:
+            raise ValueError(f"{selection!r} names no row; a selection is a row label "
+                             f"({', '.join(repr(r.label) for r in self.rows)}) and optional axis=value words")
+        row = next(r for r in self.rows if r.label == max(labels, key=len))
+        wanted = {}
+        for word in selection[len(row.label):].split():
+            axis, _, value = word.partition("=")
+            if axis not in row.grid or not value:
+                raise ValueError(f"{selection!r}: {word!r} is no axis=value of row {row.label!r} "
+                                 f"(its grid axes: {', '.join(row.grid) or 'none'})")
+            wanted[axis] = value
+        cells = [(name, {a: settings[a] for a in row.grid}) for name, settings in row.cells()
+                 if all(str(settings[a]) == v for a, v in wanted.items())]
+        if not cells:
+            raise ValueError(f"{selection!r} selects no cell of row {row.label!r} (grid {row.grid})")
+        return cells
 
     def cells(self) -> list[tuple[Row, str, dict]]:
         """(row, cell name, settings without dataset root and seed) of every cell of the table."""
@@ -163,8 +232,9 @@ def _validate(name: str, path: Path, data: dict) -> Recipe:
             raise ValueError(f"{path}: {where}.grid values must be non-empty lists, got {grid!r}")
         row = Row(label=_require(path, where, table, "label", str), method=_require(path, where, table, "method", str),
                   settings=table.get("settings", {}), grid=grid, calibrate_alpha=table.get("calibrate_alpha", False))
-        if row.calibrate_alpha and not {"k", "alpha"} <= set(grid):
-            raise ValueError(f"{path}: {where} has calibrate_alpha = true but no 'k' and 'alpha' grid axes")
+        if row.calibrate_alpha and not ("alpha" in grid and "k" in {**row.settings, **grid}):
+            raise ValueError(f"{path}: {where} has calibrate_alpha = true but no 'alpha' grid axis and 'k' "
+                             f"(a grid axis or a setting)")
         rows.append(row)
     quick = data.get("quick", {})
     _refuse_unknown(path, "[quick]", quick, _QUICK_KEYS)
@@ -177,18 +247,20 @@ def _validate(name: str, path: Path, data: dict) -> Recipe:
                     paper=_require(path, "the top level", data, "paper", dict),
                     claims=tuple(data.get("claims", ())), quick=quick, notes=data.get("notes", ""),
                     alpha_trials=data.get("alpha_trials", 2000))
+    if "columns" in data:
+        if "metric" in data:
+            raise ValueError(f"{path}: give either 'metric' (one column) or 'columns' (label -> metric), not both")
+        columns = _columns(path, _require(path, "the top level", data, "columns", dict))
+        recipe = dataclasses.replace(recipe, columns=columns, metric=columns[0].metric, named_columns=True)
     cells = {cell for _, cell, _ in recipe.cells()}
+    if recipe.named_columns:
+        cells = {f"{cell} | {column.label}" for cell in cells for column in recipe.columns}
     stray = sorted(set(recipe.paper) - cells)
     if stray:
         raise ValueError(f"{path}: [paper] names cell(s) {stray} that no row produces; cells: {sorted(cells)}")
-    labels = {row.label for row in rows}
-    for i, claim in enumerate(recipe.claims):
-        _refuse_unknown(path, f"[[claims]] #{i + 1}", claim, _CLAIM_KEYS)
-        for side in ("better", "worse"):
-            if _require(path, f"[[claims]] #{i + 1}", claim, side, str) not in labels:
-                raise ValueError(f"{path}: [[claims]] #{i + 1}.{side} = {claim[side]!r} is no row label; "
-                                 f"labels: {sorted(labels)}")
-    if recipe.claims and not any(c.get("main") for c in recipe.claims):
+    recipe = dataclasses.replace(recipe, claims=tuple(_claim(path, recipe, i, table)
+                                                       for i, table in enumerate(recipe.claims)))
+    if recipe.claims and not any(c.main for c in recipe.claims):
         raise ValueError(f"{path}: mark the main claim with main = true in one [[claims]] table")
     # Every cell, at full size and quick, must be a valid run (RunConfig names the bad setting).
     for version in (recipe, recipe.quick_version()):
@@ -197,3 +269,63 @@ def _validate(name: str, path: Path, data: dict) -> Recipe:
         except (TypeError, ValueError) as error:
             raise type(error)(f"{path}{' [quick]' if version is not recipe else ''}: {error}") from None
     return recipe
+
+
+def _columns(path: Path, table: dict) -> tuple[Column, ...]:
+    """``columns``: label -> metric name (shown in percent) or ``{ metric = ..., percent = false }``."""
+    if not table:
+        raise ValueError(f"{path}: 'columns' is empty; name at least one column (label = \"stored metric\")")
+    out = []
+    for label, spec in table.items():
+        if isinstance(spec, str):
+            spec = {"metric": spec}
+        if not isinstance(spec, dict):
+            raise TypeError(f"{path}: columns.{label} must be a metric name or a table, got {spec!r}")
+        _refuse_unknown(path, f"columns.{label}", spec, {"metric", "percent"})
+        percent = spec.get("percent", True)
+        if not isinstance(percent, bool):
+            raise TypeError(f"{path}: columns.{label}.percent must be true or false, got {percent!r}")
+        out.append(Column(label, _require(path, f"columns.{label}", spec, "metric", str), percent))
+    return tuple(out)
+
+
+def _claim(path: Path, recipe: Recipe, i: int, table: dict) -> Claim:
+    """A validated :class:`Claim` from one ``[[claims]]`` table (selections, columns and axes checked)."""
+    where = f"[[claims]] #{i + 1}"
+    _refuse_unknown(path, where, table, _CLAIM_KEYS)
+    sides = {side: _require(path, where, table, side, str) for side in ("better", "worse")}
+    for side, selection in sides.items():
+        try:
+            recipe.select(selection)
+        except ValueError as error:
+            raise ValueError(f"{path}: {where}.{side}: {error}") from None
+    labels = [c.label for c in recipe.table_columns()]
+
+    def column(label, key: str) -> str:
+        if label not in labels:
+            raise ValueError(f"{path}: {where}.{key} names {label!r}, no column{did_you_mean(str(label), labels)}; "
+                             f"columns: {labels}")
+        return label
+
+    if "better_column" in table or "worse_column" in table:
+        if "columns" in table:
+            raise ValueError(f"{path}: {where} gives 'columns' and better_column/worse_column; use one or the other")
+        pairs = ((column(table.get("better_column"), "better_column"),
+                  column(table.get("worse_column"), "worse_column")),)
+    else:
+        chosen = table.get("columns", [labels[0]])
+        chosen = labels if chosen == "all" else chosen
+        if not isinstance(chosen, list) or not chosen:
+            raise ValueError(f"{path}: {where}.columns must be \"all\" or a non-empty list of column labels, "
+                             f"got {chosen!r}")
+        pairs = tuple((column(c, "columns"), c) for c in chosen)
+    each = table.get("each", [])
+    better_axes = set(recipe.select(sides["better"])[0][1])
+    if not isinstance(each, list) or any(axis not in better_axes for axis in each):
+        raise ValueError(f"{path}: {where}.each must list grid axes of {sides['better']!r} "
+                         f"({sorted(better_axes)}), got {each!r}")
+    main = table.get("main", False)
+    if not isinstance(main, bool):
+        raise TypeError(f"{path}: {where}.main must be true or false, got {main!r}")
+    return Claim(better=sides["better"], worse=sides["worse"], column_pairs=pairs, each=tuple(each), main=main)
+

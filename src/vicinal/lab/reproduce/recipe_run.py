@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets import load_dataset
-from ..recipes import Recipe
+from ..recipes import Claim, Recipe
 from ..sweep import run_sweep
 from ..trainer import run, run_checkpointed
-from .base import Context, Section, judge, markdown_table, paired_below
+from .base import Context, Section, judge, markdown_table, paired_below, paired_ci
 from .runs import calibrated_alphas, cell
 
 
@@ -73,41 +73,109 @@ def run_recipe(ctx: Context, recipe: Recipe, data_dir, *, device: str | None = N
 
     with ResultStore(ctx.store_path) as store:
         stored = {row.key: row.metrics for row in store.rows()}
-    values: dict[str, list[float]] = {}
+    values: dict[str, dict[str, list[float]]] = {column.label: {} for column in version.table_columns()}
     for name, _, config in runs:
-        values.setdefault(name, []).append(stored[config_key(config)][version.metric])
+        metrics = stored[config_key(config)]
+        for column in version.table_columns():
+            if column.metric not in metrics:
+                raise ValueError(f"recipe {recipe.name!r}: column {column.label!r} reads metric {column.metric!r}, "
+                                 f"which run {name!r} did not store; stored metrics: {sorted(metrics)}")
+            values[column.label].setdefault(name, []).append(metrics[column.metric])
     return _section(ctx, recipe, version, values, alphas, data_dir, device, epochs)
 
 
-def _best(recipe: Recipe, values: dict, label: str) -> str:
-    names = [name for row, name, _ in recipe.cells() if row.label == label]
-    return min(names, key=lambda name: float(np.mean(values[name])))
+def claim_checks(recipe: Recipe, claim: Claim, values: dict) -> list[dict]:
+    """Every comparison a claim makes: for each column pair and ``each`` group, the best cell of each side.
+
+    Returns dicts with the group, the columns, both best cells, the paired difference (mean, 95% half-width)
+    and whether it lies below 0 (:func:`base.paired_below`; False with one seed, which decides nothing).
+    """
+    better, worse = recipe.select(claim.better), recipe.select(claim.worse)
+    out = []
+    for better_column, worse_column in claim.column_pairs:
+        groups = sorted({tuple(axes[a] for a in claim.each) for _, axes in better})
+        for group in groups:
+            fixed = dict(zip(claim.each, group))
+
+            def best(cells, column):
+                chosen = [name for name, axes in cells
+                          if all(axes.get(a, value) == value for a, value in fixed.items())]
+                return min(chosen, key=lambda name: float(np.mean(values[column][name])))
+
+            b, w = best(better, better_column), best(worse, worse_column)
+            a_values, b_values = values[better_column][b], values[worse_column][w]
+            mean, half = paired_ci(a_values, b_values) if len(a_values) > 1 else (a_values[0] - b_values[0], np.nan)
+            out.append({"group": fixed, "columns": (better_column, worse_column), "better": b, "worse": w,
+                        "difference": (mean, half), "holds": len(a_values) > 1 and paired_below(a_values, b_values)})
+    return out
+
+
+def claim_name(claim: Claim, single: dict | None = None) -> str:
+    """A claim in words; ``single``: its one comparison (column pair and group), whose best cells it then names."""
+    if single is not None and single["columns"][0] == single["columns"][1]:
+        name = f"best {claim.better} ({single['better']}) < best {claim.worse} ({single['worse']})"
+    else:
+        name = f"best {claim.better} < best {claim.worse}"
+    pairs = claim.column_pairs
+    if len(pairs) == 1 and pairs[0][0] != pairs[0][1]:
+        name += f" ({pairs[0][0]} against {pairs[0][1]})"
+    elif len(pairs) > 1 or claim.each:
+        name += " at " + ", ".join(b for b, _ in pairs)
+    if claim.each:
+        name += f", for each {', '.join(claim.each)}"
+    return name
 
 
 def _section(ctx, recipe, version, values, alphas, data_dir, device, epochs) -> Section:
+    columns = version.table_columns()
     rows = []
     for row, name, settings in version.cells():
-        paper = recipe.paper.get(name)
         alpha_k = (f" (alpha_k {alphas[settings['k'], settings['alpha']]:g})"
                    if row.calibrate_alpha and alphas else "")
-        rows.append([name + alpha_k, cell(values[name]), "—" if paper is None else f"{paper:.2f}"])
-    table = markdown_table(["cell", f"ours: {version.metric} % (mean ± 95% CI)", "paper %"], rows)
-    checks = {}
-    for claim in recipe.claims:
-        better, worse = _best(version, values, claim["better"]), _best(version, values, claim["worse"])
-        checks[claim.get("main", False), f"best {claim['better']} ({better}) < best {claim['worse']} ({worse})"] = \
-            paired_below(values[better], values[worse]) if len(values[better]) > 1 else False  # quick: 1 seed
-    if ctx.quick:
+        line = [name + alpha_k]
+        for column in columns:
+            paper = recipe.paper_value(name, column)
+            line += [cell(values[column.label][name], scale=100.0 if column.percent else 1.0),
+                     "—" if paper is None else f"{paper:.2f}"]
+        rows.append(line)
+    if recipe.named_columns:
+        header = ["cell"] + [f"{side} {c.label}{' %' if c.percent else ''}" for c in columns for side in ("ours", "paper")]
+        body = markdown_table(header, rows) + "\n\nours: mean ± 95% CI over seeds; paper: the published number"
+    else:
+        body = markdown_table(["cell", f"ours: {version.metric} % (mean ± 95% CI)", "paper %"], rows)
+    if ctx.quick:  # the quick grid may lack the cells a claim names; one seed decides nothing anyway
         verdict, reason = "not assessed (quick run)", "one epoch of a tiny model on one seed checks the path only"
     else:
+        checks, detail = {}, []
+        for claim in recipe.claims:
+            found = claim_checks(version, claim, values)
+            name = claim_name(claim, found[0] if len(found) == 1 else None)
+            checks[claim.main, name] = all(c["holds"] for c in found)
+            detail += [[_comparison(c), _difference(c, columns), "holds" if c["holds"] else "fails"] for c in found]
         main = {name: ok for (is_main, name), ok in checks.items() if is_main}
         verdict, reason = judge(main, {name: ok for (is_main, name), ok in checks.items() if not is_main})
-    seeds = len(next(iter(values.values())))
+        if len(detail) > len(checks):  # some claim makes several comparisons: show each
+            body += "\n\nEvery comparison the claims make (paired over seeds):\n\n" + markdown_table(
+                ["comparison", "difference (mean ± 95% CI)", ""], detail)
+    seeds = len(next(iter(values[columns[0].label].values())))
     configuration = (f"recipe `recipes/{recipe.name}.toml` ({recipe.source}); dataset {recipe.dataset} from "
                      f"`{data_dir}`; {seeds} seed(s); epochs {epochs or version.run['epochs']}; model "
                      f"{version.run['model']} {version.run.get('model_params', {})}; device {device or 'cpu'}. "
                      + recipe.notes)
-    claim = "; ".join(f"best {c['better']} < best {c['worse']}" + (" (main)" if c.get("main") else "")
-                      for c in recipe.claims)
-    return Section(title=recipe.title, claim=claim, verdict=verdict, reason=reason, body=table,
+    claim = "; ".join(claim_name(c) + (" (main)" if c.main else "") for c in recipe.claims)
+    return Section(title=recipe.title, claim=claim, verdict=verdict, reason=reason, body=body,
                    configuration=configuration)
+
+
+def _comparison(check: dict) -> str:
+    better_column, worse_column = check["columns"]
+    if better_column == worse_column:
+        return f"{check['better']} < {check['worse']} at {better_column}"
+    return f"{check['better']} ({better_column}) < {check['worse']} ({worse_column})"
+
+
+def _difference(check: dict, columns) -> str:
+    percent = next(c.percent for c in columns if c.label == check["columns"][0])
+    scale = 100.0 if percent else 1.0
+    mean, half = check["difference"]
+    return f"{mean * scale:+.2f} ± {half * scale:.2f}"

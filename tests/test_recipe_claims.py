@@ -1,0 +1,142 @@
+"""Recipe columns and claims: selections, ``columns``, ``better_column`` / ``worse_column`` and ``each``, checked
+against comparisons written out by hand on made-up per-seed values (no training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vicinal.lab.recipes import load_recipe
+from vicinal.lab.reproduce.base import paired_below
+from vicinal.lab.reproduce.recipe_run import claim_checks, claim_name
+
+RECIPE = '''
+title = "t"
+source = "s"
+dataset = "mnist"
+seeds = 3
+{metric}
+
+[run]
+model = "lenet"
+epochs = 2
+noise_stds = [0.1, 0.2]
+
+[[rows]]
+label = "ERM"
+method = "erm"
+
+[[rows]]
+label = "1-mixup"
+method = "mixup"
+grid = {{ alpha = [1.0, 2.0] }}
+
+[[rows]]
+label = "k-mixup"
+method = "kmixup"
+grid = {{ k = [4, 16], alpha = [1.0, 2.0] }}
+
+[paper]
+{paper}
+
+{claims}
+'''
+COLUMNS = '[columns]\n"low" = "noise_error@0.1"\n"high" = { metric = "noise_error@0.2", percent = false }'
+
+
+def _write(tmp_path, name="r", *, metric=COLUMNS, paper="", claims='[[claims]]\nmain = true\nbetter = "k-mixup"\n'
+           'worse = "1-mixup"'):
+    (tmp_path / f"{name}.toml").write_text(RECIPE.format(metric=metric, paper=paper, claims=claims))
+    return load_recipe(name, tmp_path)
+
+
+def test_paper_keys_name_a_column_and_every_key_is_checked(tmp_path):
+    recipe = _write(tmp_path, paper='"k-mixup k=4 alpha=2.0 | high" = 3.5')
+    assert [c.label for c in recipe.table_columns()] == ["low", "high"]
+    assert recipe.table_columns()[1].percent is False
+    assert recipe.paper_value("k-mixup k=4 alpha=2.0", recipe.columns[1]) == 3.5
+    assert recipe.paper_value("k-mixup k=4 alpha=2.0", recipe.columns[0]) is None
+    with pytest.raises(ValueError, match=r"\[paper\] names cell\(s\) \['k-mixup k=4 alpha=2.0 \| medium'\]"):
+        _write(tmp_path, "bad", paper='"k-mixup k=4 alpha=2.0 | medium" = 3.5')
+    with pytest.raises(ValueError, match="either 'metric'"):
+        _write(tmp_path, "both", metric='metric = "test_error"\n' + COLUMNS)
+
+
+def test_selections_narrow_a_row_by_axis_values(tmp_path):
+    recipe = _write(tmp_path)
+    assert [name for name, _ in recipe.select("k-mixup k=16")] == ["k-mixup k=16 alpha=1.0", "k-mixup k=16 alpha=2.0"]
+    assert recipe.select("k-mixup k=16 alpha=2.0") == [("k-mixup k=16 alpha=2.0", {"k": 16, "alpha": 2.0})]
+    assert recipe.select("ERM") == [("ERM", {})]
+    with pytest.raises(ValueError, match="'k-mixup k=8' selects no cell"):
+        recipe.select("k-mixup k=8")
+    with pytest.raises(ValueError, match="'kk=4' is no axis=value of row 'k-mixup'"):
+        recipe.select("k-mixup kk=4")
+    with pytest.raises(ValueError, match="'2-mixup' names no row"):
+        recipe.select("2-mixup")
+
+
+@pytest.mark.parametrize("claims, message", [
+    ('[[claims]]\nmain = true\nbetter = "k-mixup k=8"\nworse = "ERM"', r"\[\[claims\]\] #1\.better: 'k-mixup k=8' selects"),
+    ('[[claims]]\nmain = true\nbetter = "k-mixup"\nworse = "ERM"\ncolumns = ["lo"]', r"columns names 'lo', no column"),
+    ('[[claims]]\nmain = true\nbetter = "k-mixup"\nworse = "ERM"\neach = ["k", "eps"]', r"each must list grid axes"),
+    ('[[claims]]\nmain = true\nbetter = "k-mixup"\nworse = "ERM"\ncolumns = "all"\nbetter_column = "low"',
+     "use one or the other"),
+    ('[[claims]]\nbetter = "k-mixup"\nworse = "ERM"', "mark the main claim"),
+])
+def test_bad_claims_are_refused_naming_the_key(tmp_path, claims, message):
+    with pytest.raises(ValueError, match=message):
+        _write(tmp_path, claims=claims)
+
+
+def _values(recipe, rng):
+    """Made-up per-seed values of every cell at every column (3 seeds)."""
+    return {c.label: {name: list(rng.uniform(0.1, 0.9, 3)) for _, name, _ in recipe.cells()}
+            for c in recipe.table_columns()}
+
+
+def _best(values, names):
+    return min(names, key=lambda n: np.mean(values[n]))
+
+
+def test_each_and_columns_make_every_comparison_the_claim_states(tmp_path):
+    recipe = _write(tmp_path, claims='[[claims]]\nmain = true\nbetter = "k-mixup k=16"\nworse = "1-mixup"\n'
+                                     'columns = "all"\neach = ["alpha"]\n\n[[claims]]\nbetter = "k-mixup k=16"\n'
+                                     'worse = "ERM"\neach = ["alpha"]')
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        values = _values(recipe, rng)
+        # By hand: at each column and alpha, k = 16 at that alpha against 1-mixup at that alpha.
+        expected = [(column, f"k-mixup k=16 alpha={a}", f"1-mixup alpha={a}") for column in ("low", "high")
+                    for a in (1.0, 2.0)]
+        found = claim_checks(recipe, recipe.claims[0], values)
+        assert [(c["columns"][0], c["better"], c["worse"]) for c in found] == expected
+        assert [c["holds"] for c in found] == [paired_below(values[col][b], values[col][w]) for col, b, w in expected]
+        # ERM has no alpha axis: each alpha of k = 16 against the one ERM cell, at the first column only.
+        against_erm = claim_checks(recipe, recipe.claims[1], values)
+        assert [(c["columns"], c["better"], c["worse"]) for c in against_erm] == [
+            (("low", "low"), f"k-mixup k=16 alpha={a}", "ERM") for a in (1.0, 2.0)]
+
+
+def test_best_cells_are_chosen_per_side_and_per_column(tmp_path):
+    recipe = _write(tmp_path, claims='[[claims]]\nmain = true\nbetter = "k-mixup"\nworse = "k-mixup"\n'
+                                     'better_column = "high"\nworse_column = "low"')
+    rng = np.random.default_rng(1)
+    values = _values(recipe, rng)
+    names = [name for name, _ in recipe.select("k-mixup")]
+    (found,) = claim_checks(recipe, recipe.claims[0], values)
+    b, w = _best(values["high"], names), _best(values["low"], names)
+    assert (found["better"], found["worse"]) == (b, w)
+    difference = np.array(values["high"][b]) - np.array(values["low"][w])
+    assert found["difference"][0] == pytest.approx(difference.mean())
+    assert found["holds"] == paired_below(values["high"][b], values["low"][w])
+    assert claim_name(recipe.claims[0]) == "best k-mixup < best k-mixup (high against low)"
+    # A claim the values make true by construction holds; its mirror image fails.
+    values["high"] = {n: [v - 1.0 for v in values["low"][n]] for n in names} | {
+        n: values["high"][n] for n in values["high"] if n not in names}
+    assert claim_checks(recipe, recipe.claims[0], values)[0]["holds"]
+
+
+def test_shipped_single_column_recipes_keep_their_claim_wording():
+    recipe = load_recipe("local-table1-svhn")
+    assert recipe.table_columns()[0].metric == "test_error" and not recipe.named_columns
+    assert claim_name(recipe.claims[0]) == "best Local Mixup < best Mixup"
