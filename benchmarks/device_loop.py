@@ -7,8 +7,9 @@ k = 2..32, CutMix) through the device loop (data resident, crop + flip on the de
 on CUDA); the mixing share of a step (one mixer call on a device batch / one ERM step); peak memory
 (CUDA: ``torch.cuda.max_memory_allocated`` per case; CPU: not measured here, see section 4 of run.py);
 host synchronisations per step (CUDA: counted with ``torch.cuda.set_sync_debug_mode``); the projected
-wall time of a CIFAR-10 table (200 epochs x 50 000 images per run); and ERM through the device loop
-against a plain DataLoader loop (float batches on the host, copied per step, ``loss.item()`` per step).
+wall time of a CIFAR-10 run (200 epochs x 50 000 images) and of every shipped recipe that trains PreAct
+ResNet-18 (``table_projections``); and ERM through the device loop against a plain DataLoader loop (float
+batches on the host, copied per step, ``loss.item()`` per step).
 Cases run in interleaved rounds (timing.py); ratios are medians of per-round ratios.
 """
 
@@ -126,6 +127,49 @@ def run_device_loop(*, batch_sizes=(128, 512), ks=(2, 4, 8, 16, 32), width: int 
     return record
 
 
+#: Training-set sizes and image sides of the recipes' data sets (the distributed splits).
+TRAIN_IMAGES = {"cifar10": (50_000, 32), "cifar100": (50_000, 32), "svhn": (73_257, 32), "tiny_imagenet": (100_000, 64)}
+
+
+def table_projections(per_batch_size: dict, recipes_dir=None) -> dict:
+    """Projected training hours of each shipped recipe that trains PreAct ResNet-18, from measured images/s.
+
+    ``per_batch_size``: batch size (str) -> preset name -> images/s, as measured by :func:`run_device_loop`.
+    Each cell's seeds x epochs x training images at the rate of its preset (k-Mixup at the nearest measured k;
+    Local Mixup at the kNN preset's rate), with convolution cost taken to grow with the image area (Tiny
+    ImageNet's 64 x 64 images: 4x). Evaluation (test metrics, FGSM, noise) is not included. Recipes whose
+    model differs, or whose batch size was not measured, are listed under ``not_projected`` with the reason.
+    """
+    from vicinal.lab.recipes import available_recipes, load_recipe
+
+    kwargs = {} if recipes_dir is None else {"directory": recipes_dir}
+    out, skipped = {}, {}
+    for name in available_recipes(**kwargs):
+        recipe = load_recipe(name, **kwargs)
+        run = recipe.run
+        if run["model"] != "preact_resnet18" or recipe.dataset not in TRAIN_IMAGES:
+            skipped[name] = f"model {run['model']} on {recipe.dataset} is not the benchmarked network"
+            continue
+        if str(run["batch_size"]) not in per_batch_size:
+            skipped[name] = f"batch size {run['batch_size']} was not measured"
+            continue
+        images_per_s = per_batch_size[str(run["batch_size"])]
+        measured_ks = sorted(int(case[9:-1]) for case in images_per_s if case.startswith("KMixup(k="))
+        images, side = TRAIN_IMAGES[recipe.dataset]
+        seconds = 0.0
+        for _, _, settings in recipe.cells():
+            method = settings["method"]
+            if method == "kmixup":
+                k = min(measured_ks, key=lambda m: abs(m - settings["k"]))
+                case = f"KMixup(k={k})"
+            else:
+                case = {"erm": "ERM", "mixup": "Mixup", "local_mixup": "LocalMixup(knn)"}[method]
+            seconds += recipe.seeds * run["epochs"] * images * (side / 32) ** 2 / images_per_s[case]
+        out[name] = {"runs": recipe.seeds * len(recipe.cells()), "batch_size": run["batch_size"],
+                     "hours": seconds / 3600}
+    return {"projected": out, "not_projected": skipped}
+
+
 def plain_epoch(model, optimizer, x, y, batch_size: int, device) -> float:
     """ERM through a plain DataLoader over host float tensors: crop/flip on the host, a copy and a read per step."""
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size, shuffle=True,
@@ -157,6 +201,13 @@ def report(record: dict) -> None:
                     ["case", "images/s", "ms/step", "mixing share", "h per 200-epoch run", "peak MiB", "syncs/step"],
                     rows)
         print(f"device loop / plain DataLoader (ERM): {r['device_loop_over_plain_loader']:.3g}x; targets {r['targets']}")
+    tables = record["table_projections"]
+    if tables["projected"]:
+        print_table("Projected training time of the recipes (one device, runs in sequence, evaluation not included)",
+                    ["recipe", "runs", "batch", "hours"],
+                    [[name, t["runs"], t["batch_size"], t["hours"]] for name, t in tables["projected"].items()])
+    for name, why in tables["not_projected"].items():
+        print(f"  {name}: not projected ({why})")
 
 
 def main(argv=None) -> dict:
@@ -174,6 +225,7 @@ def main(argv=None) -> dict:
                                  compile_model=args.compile)
     else:
         record = run_device_loop(device=args.device, compile_model=args.compile)
+    record["table_projections"] = table_projections({b: r["images_per_s"] for b, r in record["per_batch_size"].items()})
     record["environment"] = {"torch": torch.__version__, "quick": args.quick, "seconds": time.time() - started,
                              "cuda_device": torch.cuda.get_device_name() if args.device == "cuda" else None,
                              "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

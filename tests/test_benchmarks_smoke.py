@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from vicinal.lab.recipes import RECIPES_DIR
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -157,3 +159,29 @@ def test_device_loop_record_at_tiny_sizes(tmp_path):
     hours = row["table_hours_per_run"]["ERM"]
     assert hours == pytest.approx(50_000 * 200 / row["images_per_s"]["ERM"] / 3600)
     assert row["peak_memory_mib"] == {} and row["host_syncs_per_step"] == {}  # CUDA-only measures
+    # The quick run measures batch 16 and 32 only: no recipe (batch 128) is projected from it, each says why.
+    assert record["table_projections"]["projected"] == {}
+    assert "batch size 128 was not measured" in record["table_projections"]["not_projected"]["kmixup-table10-cifar10"]
+
+
+def test_table_projection_adds_each_cell_at_its_presets_rate(tmp_path):
+    """Hand count: a recipe of ERM + 1-mixup (2 alphas) + k-mixup (k = 3, 40) on CIFAR-10 and one on Tiny ImageNet."""
+    import device_loop
+
+    recipe = (RECIPES_DIR / "kmixup-table10-cifar10.toml").read_text()
+    (tmp_path / "small.toml").write_text(
+        recipe.replace("seeds = 20", "seeds = 3").replace("epochs = 200", "epochs = 10")
+        .split("[paper]")[0].replace("grid = { alpha = [0.05, 0.1, 0.2, 0.5, 1.0, 10.0, 100.0] }",
+                                     "grid = { alpha = [0.5, 1.0] }")
+        .replace("grid = { k = [2, 4, 8, 16, 32], alpha = [0.05, 0.1, 0.2, 0.5, 1.0, 10.0, 100.0] }",
+                 "grid = { k = [3, 40], alpha = [1.0] }") + "[paper]\n")
+    (tmp_path / "tiny.toml").write_text((tmp_path / "small.toml").read_text().replace('"cifar10"', '"tiny_imagenet"'))
+    (tmp_path / "lenet.toml").write_text((tmp_path / "small.toml").read_text().replace('"preact_resnet18"', '"lenet"'))
+    rates = {"ERM": 1000.0, "Mixup": 800.0, "KMixup(k=2)": 500.0, "KMixup(k=32)": 250.0}
+    result = device_loop.table_projections({"128": rates}, recipes_dir=tmp_path)
+    # k = 3 runs at the k = 2 rate, k = 40 at the k = 32 rate; 3 seeds x 10 epochs x 50 000 images each.
+    per_image = 1 / 1000 + 2 / 800 + 1 / 500 + 1 / 250
+    assert result["projected"]["small"]["hours"] == pytest.approx(3 * 10 * 50_000 * per_image / 3600)
+    assert result["projected"]["small"]["runs"] == 3 * 5
+    assert result["projected"]["tiny"]["hours"] == pytest.approx(3 * 10 * 100_000 * 4 * per_image / 3600)
+    assert "not the benchmarked network" in result["not_projected"]["lenet"]
