@@ -18,6 +18,7 @@ from vicinal.lab.models import (
     RandomFourierFeatures,
     ResNet34,
     WideResNet,
+    WideResNet101,
     StagedModel,
     available_models,
     build_model,
@@ -43,6 +44,8 @@ CASES = [
     ("resnet34", (1, 28, 28), {"width": 2}),
     ("wide_resnet", (3, 32, 32), {"depth": 10, "widen_factor": 1, "dropout": 0.3}),
     ("wide_resnet", (1, 28, 28), {"depth": 10, "widen_factor": 1}),
+    ("wide_resnet101_2", (3, 32, 32), {"width": 2}),
+    ("wide_resnet101_2", (1, 28, 28), {"width": 2}),
 ]
 IDS = [f"{name}-{'x'.join(map(str, shape))}" for name, shape, _ in CASES]
 
@@ -52,7 +55,8 @@ def _inputs(shape, batch=3, seed=0):
 
 
 def test_registry_lists_every_model():
-    assert available_models() == ("densenet_bc", "lenet", "mlp", "preact_resnet18", "resnet34", "rff", "wide_resnet")
+    assert available_models() == ("densenet_bc", "lenet", "mlp", "preact_resnet18", "resnet34", "rff", "wide_resnet",
+                                  "wide_resnet101_2")
 
 
 def test_unknown_model_lists_valid_names():
@@ -88,6 +92,9 @@ def test_unknown_parameter_is_named():
         ("wide_resnet", {"input_shape": (3, 32, 32), "depth": 27}, ValueError, "depth - 4 must be a multiple of 6"),
         ("wide_resnet", {"input_shape": (3, 32, 32), "widen_factor": 0}, ValueError, "widen_factor must be an int"),
         ("wide_resnet", {"input_shape": (3, 32, 32), "dropout": 1.0}, ValueError, r"dropout must lie in \[0, 1\)"),
+        ("wide_resnet101_2", {"input_shape": (3, 32, 32), "width": 0}, ValueError, "width must be an integer >= 1"),
+        ("wide_resnet101_2", {"input_shape": (3, 32, 32), "depth": 50}, ValueError,
+         r"model 'wide_resnet101_2' has no parameter\(s\) \['depth'\]; it accepts \['width'\]"),
         ("lenet", {"input_shape": (1, 12, 12), "padding": 0}, ValueError, "too small for LeNet with padding=0"),
         ("lenet", {"input_shape": (1, 28, 28), "padding": 3}, ValueError, "padding must be 0"),
     ],
@@ -285,6 +292,42 @@ def test_wide_resnet_dropout_acts_only_in_training():
     assert not torch.allclose(a, model(x))
 
 
+def test_wide_resnet101_2_is_the_imagenet_bottleneck_net_shrinking_cifar_images_to_1x1():
+    # He et al. 2016, Table 1: 1 stem conv + 3 x (3 + 4 + 23 + 3) bottleneck convs + 1 linear = 101 layers;
+    # widened bottlenecks (Zagoruyko & Komodakis 2016): 3x3 convolutions 2 p wide, blocks end at 4 p.
+    with torch.device("meta"):
+        model = WideResNet101(10)
+    assert [len(stage) for stage in model.stages[1:5]] == [3, 4, 23, 3]
+    blocks = [block for stage in model.stages[1:5] for block in stage]
+    projections = [block.shortcut[0] for block in blocks if not isinstance(block.shortcut, nn.Identity)]
+    # One 1x1 projection per stage, on its first block (64 -> 256 channels at stride 1, then stride 2).
+    assert [(m.kernel_size, m.stride) for m in projections] == [((1, 1), (1, 1))] + [((1, 1), (2, 2))] * 3
+    weighted = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(weighted) - len(projections) == 101
+    assert [stage[0].conv2.out_channels for stage in model.stages[1:5]] == [128, 256, 512, 1024]
+    assert [stage[-1].conv3.out_channels for stage in model.stages[1:5]] == [256, 512, 1024, 2048]
+    assert model.stages[0][0].kernel_size == (7, 7) and model.stages[0][0].stride == (2, 2)
+    assert isinstance(model.stages[0][3], nn.MaxPool2d)
+    # The ImageNet stem on 32x32 inputs: 8x8 after the stem, then 8, 4, 2 and 1 after the four stages.
+    tiny = WideResNet101(10, width=2).eval()
+    x = _inputs((3, 32, 32), batch=2)
+    assert [tuple(tiny.features(x, b).shape[2:]) for b in range(1, 6)] == [(8, 8), (8, 8), (4, 4), (2, 2), (1, 1)]
+
+
+def test_wide_resnet101_2_trains_on_cifar_size_batches_and_its_1x1_stage_uses_only_centre_taps():
+    model = WideResNet101(10, width=2)  # training mode: batch statistics over 2 images at 1x1 still defined
+    x, y = _inputs((3, 32, 32), batch=2), torch.tensor([3, 7])
+    nn.functional.cross_entropy(model(x), y).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    # Blocks after the first of the last stage see 1x1 maps: their 3x3 kernels learn only the centre weight.
+    for block in list(model.stages[4])[1:]:
+        grad = block.conv2.weight.grad
+        assert grad[:, :, 1, 1].abs().sum() > 0
+        centre_removed = grad.clone()
+        centre_removed[:, :, 1, 1] = 0
+        assert torch.equal(centre_removed, torch.zeros_like(grad))
+
+
 # --------------------------------------------------------------------------- parameter counts
 # Two independent checks per model: the count from the architecture's definition, written out by
 # hand here (exact), and the figure the papers publish (within 1 %). The big nets are built on the
@@ -337,6 +380,21 @@ def _wide_resnet_count(classes, depth, k):
             total += _conv(c_in, out, 1) if c_in != out or (i == 0 and m > 1) else 0
         c = out
     return total + _bn(c) + _linear(c, classes)
+
+
+def _wide_resnet101_2_count(classes, width=64):
+    # Stem conv 7x7 + BN; bottlenecks c_in -> 2p -> 2p -> 4p (1x1, 3x3, 1x1, each with BN), the first of each
+    # stage with a 1x1 projection + BN; linear head on 4 * 8 * width = 2048 features.
+    total, c = _conv(3, width, 7) + _bn(width), width
+    for blocks, m in ((3, 1), (4, 2), (23, 4), (3, 8)):
+        p = width * m
+        for i in range(blocks):
+            c_in = c if i == 0 else 4 * p
+            total += _conv(c_in, 2 * p, 1) + _bn(2 * p) + _conv(2 * p, 2 * p, 3) + _bn(2 * p)
+            total += _conv(2 * p, 4 * p, 1) + _bn(4 * p)
+            total += _conv(c_in, 4 * p, 1) + _bn(4 * p) if i == 0 else 0
+        c = 4 * p
+    return total + _linear(c, classes)
 
 
 def _densenet_bc_count(classes, depth, k):
@@ -396,3 +454,17 @@ def test_lenet_parameter_counts():
     assert _count("lenet", (3, 32, 32), padding=0) == _lenet_count(3, 5, 10) == 62006
     assert _count("lenet", (1, 28, 28), padding=0) == _lenet_count(1, 4, 10) == 44426
     assert _count("lenet", (1, 28, 28)) == _lenet_count(1, 7, 10)  # "same" padding: 28 -> 14 -> 7
+
+
+def test_wide_resnet101_2_parameter_count_is_torchvisions_published_figure():
+    # 126,886,696: torchvision's published count for wide_resnet101_2 (1000 ImageNet classes), the "num_params" of
+    # Wide_ResNet101_2_Weights.IMAGENET1K_V1 and _V2 in torchvision/models/resnet.py, shown on
+    # https://pytorch.org/vision/stable/models/generated/torchvision.models.wide_resnet101_2.html.
+    # Built once on the meta device (shapes only) with the ImageNet input shape; no forward pass.
+    published = 126_886_696
+    imagenet = _count("wide_resnet101_2", (3, 224, 224), classes=1000)
+    assert imagenet == _wide_resnet101_2_count(1000) == published
+    # CIFAR-10 head: 990 fewer classes on the 2048 pooled features, each a weight row and a bias.
+    cifar = _count("wide_resnet101_2", classes=10)
+    assert cifar == _wide_resnet101_2_count(10) == published - 990 * (2048 + 1) == 124_858_186
+    assert _count("wide_resnet101_2", classes=10, width=4) == _wide_resnet101_2_count(10, width=4)

@@ -19,7 +19,7 @@ from .densenet import DenseNetBC
 from .fully_connected import MLP, RandomFourierFeatures, _FourierFeatures
 from .lenet import LeNet
 from .registry import available_models, build_model, model_parameters
-from .resnets import PreActResNet18, ResNet34, WideResNet
+from .resnets import PreActResNet18, ResNet34, WideResNet, WideResNet101
 from .staged import StagedModel
 
 
@@ -31,6 +31,7 @@ __all__ = [
     "PreActResNet18",
     "ResNet34",
     "WideResNet",
+    "WideResNet101",
     "DenseNetBC",
     "build_model",
     "available_models",

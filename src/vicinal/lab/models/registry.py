@@ -13,7 +13,7 @@ from vicinal._checks import check_int
 from .densenet import DenseNetBC
 from .fully_connected import MLP, RandomFourierFeatures
 from .lenet import LeNet
-from .resnets import PreActResNet18, ResNet34, WideResNet
+from .resnets import PreActResNet18, ResNet34, WideResNet, WideResNet101
 from .staged import StagedModel, _image_shape
 
 
@@ -49,6 +49,11 @@ def _build_wide_resnet(input_shape, num_outputs, *, depth: int = 28, widen_facto
     return WideResNet(num_outputs, in_channels=channels, depth=depth, widen_factor=widen_factor, dropout=dropout)
 
 
+def _build_wide_resnet101_2(input_shape, num_outputs, *, width: int = 64):
+    channels, _, _ = _image_shape(input_shape, minimum_side=1)  # strided layers map a 1x1 map to 1x1
+    return WideResNet101(num_outputs, in_channels=channels, width=width)
+
+
 def _build_densenet_bc(input_shape, num_outputs, *, depth: int = 100, growth_rate: int = 12,
                        compression: float = 0.5):
     channels, _, _ = _image_shape(input_shape, minimum_side=4)  # two 2x2 poolings
@@ -64,6 +69,7 @@ _REGISTRY: dict[str, Callable[..., StagedModel]] = {
     "densenet_bc": _build_densenet_bc,
     "resnet34": _build_resnet34,
     "wide_resnet": _build_wide_resnet,
+    "wide_resnet101_2": _build_wide_resnet101_2,
 }
 
 
@@ -90,7 +96,9 @@ def build_model(name: str, *, input_shape: Sequence[int], num_outputs: int, seed
         One of :func:`available_models`: ``mlp`` (:class:`MLP`), ``rff``
         (:class:`RandomFourierFeatures`), ``lenet`` (:class:`LeNet`),
         ``preact_resnet18`` (:class:`PreActResNet18`), ``resnet34`` (:class:`ResNet34`),
-        ``wide_resnet`` (:class:`WideResNet`), ``densenet_bc`` (:class:`DenseNetBC`).
+        ``wide_resnet`` (:class:`WideResNet`, CIFAR WRN-depth-k), ``wide_resnet101_2``
+        (:class:`WideResNet101`, the ImageNet Wide ResNet-101-2: the reading of k-Mixup's
+        "WideResNet-101", Greenewald et al. 2023, Table 11(b)), ``densenet_bc`` (:class:`DenseNetBC`).
     input_shape : sequence of int
         Shape of one input, e.g. ``dataset.input_shape``; image models need ``(C, H, W)``.
     num_outputs : int

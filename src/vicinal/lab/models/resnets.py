@@ -1,4 +1,5 @@
-"""Residual networks for CIFAR-size images: PreAct ResNet-18, ResNet-34, WideResNet (the three papers' CIFAR nets)."""
+"""Residual networks of the three papers: PreAct ResNet-18, ResNet-34, WideResNet (CIFAR stems) and the ImageNet
+Wide ResNet-101-2 read for k-Mixup's "WideResNet-101"."""
 
 from __future__ import annotations
 
@@ -77,11 +78,19 @@ class PreActResNet18(StagedModel):
 
 
 
+def _projection_shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """Option B of He et al. 2016 (Deep Residual Learning, Sec. 3.3): a strided 1x1 convolution with BN where the
+    shape changes, the identity elsewhere (post-activation blocks)."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                         nn.BatchNorm2d(out_channels))
+
+
 class _BasicBlock(nn.Module):
     """conv3x3-BN-ReLU-conv3x3-BN plus shortcut, then ReLU (He et al. 2016, Deep Residual Learning, Fig. 2).
 
-    The shortcut is a 1x1 convolution with BN where the shape changes (option B of
-    Sec. 3.3), the identity elsewhere.
+    The shortcut is :func:`_projection_shortcut` (option B of Sec. 3.3).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int):
@@ -90,11 +99,7 @@ class _BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut = (
-            nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                          nn.BatchNorm2d(out_channels))
-            if stride != 1 or in_channels != out_channels else nn.Identity()
-        )
+        self.shortcut = _projection_shortcut(in_channels, out_channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -185,4 +190,77 @@ class WideResNet(StagedModel):
             ))
             channels = out
         stages.append(_head(channels, num_outputs))
+        super().__init__(stages)
+
+
+class _Bottleneck(nn.Module):
+    """conv1x1-BN-ReLU-conv3x3-BN-ReLU-conv1x1-BN plus shortcut, then ReLU (He et al. 2016, Deep Residual
+    Learning, Fig. 5 right).
+
+    ``inner`` channels in the 3x3 convolution, ``out_channels`` after the last 1x1. The stride sits on the 3x3
+    convolution (as torchvision places it, "ResNet v1.5"; He et al. put it on the first 1x1: same parameters).
+    The shortcut is :func:`_projection_shortcut`.
+    """
+
+    def __init__(self, in_channels: int, inner: int, out_channels: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, inner, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(inner)
+        self.conv2 = nn.Conv2d(inner, inner, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(inner)
+        self.conv3 = nn.Conv2d(inner, out_channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.shortcut = _projection_shortcut(in_channels, out_channels, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        return torch.relu(self.bn3(self.conv3(out)) + self.shortcut(x))
+
+
+class WideResNet101(StagedModel):
+    """Wide ResNet-101-2, the ImageNet network (He et al. 2016, Table 1, 101 layers; bottlenecks widened 2x as in
+    Zagoruyko & Komodakis 2016, WRN-50-2-bottleneck): the "WideResNet-101" of Greenewald et al. 2023, Table 11(b).
+
+    conv7x7 stride 2 - BN - ReLU - maxpool 3x3 stride 2 stem with ``width`` channels, four stages of
+    ``(3, 4, 23, 3)`` bottleneck blocks with ``p = width * (1, 2, 4, 8)`` (strides 1, 2, 2, 2), each
+    1x1 to ``2 p``, 3x3 at ``2 p``, 1x1 to ``4 p`` channels, then global average pooling and a linear layer.
+    Stages: stem, the four block stages, the head (six in all).
+
+    Parameters
+    ----------
+    num_outputs, in_channels : int
+        Number of logits; image channels (3 for CIFAR).
+    width : int
+        Channels of the stem and ``p`` of the first stage (64 in the standard network, the bottlenecks then
+        128 / 256 / 512 / 1024 wide); small values give a tiny network for tests.
+
+    Notes
+    -----
+    A reading: Greenewald et al. name a "WideResNet-101" for CIFAR-10 (Table 1; Table 11(b)) and define it
+    nowhere. A CIFAR WRN-depth-k cannot have depth 101 (its depth is 6 n + 4) and would err on about 4 %
+    (WRN-28-10, Zagoruyko & Komodakis 2016, Table 4), while their ERM error is 11.6 %. That fits
+    torchvision's ``wide_resnet101_2``, the ImageNet network as is, run on 32x32 images: the stem leaves
+    8x8 maps, and the four stages 8x8, 4x4, 2x2 and 1x1 (the last stage's later 3x3 convolutions use only
+    their centre weights). It has 126,886,696 parameters with 1000 classes, torchvision's published count,
+    and 124,858,186 with 10. Initialisation is PyTorch's default, as for the other networks here
+    (torchvision draws Kaiming fan-out normals for its convolutions).
+    """
+
+    def __init__(self, num_outputs: int, *, in_channels: int = 3, width: int = 64):
+        num_outputs, in_channels = _check_head_and_input(num_outputs, in_channels)
+        width = check_int("width", width, minimum=1)
+        stages: list[nn.Module] = [nn.Sequential(
+            nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )]
+        channels = width
+        for blocks, multiplier, stride in ((3, 1, 1), (4, 2, 2), (23, 4, 2), (3, 8, 2)):
+            planes = width * multiplier
+            stages.append(nn.Sequential(
+                _Bottleneck(channels, 2 * planes, 4 * planes, stride),
+                *(_Bottleneck(4 * planes, 2 * planes, 4 * planes, 1) for _ in range(blocks - 1)),
+            ))
+            channels = 4 * planes
+        stages.append(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_outputs)))
         super().__init__(stages)
