@@ -8,8 +8,10 @@ on CUDA); the mixing share of a step (one mixer call on a device batch / one ERM
 (CUDA: ``torch.cuda.max_memory_allocated`` per case; CPU: not measured here, see section 4 of run.py);
 host synchronisations per step (CUDA: counted with ``torch.cuda.set_sync_debug_mode``); the projected
 wall time of a CIFAR-10 run (200 epochs x 50 000 images) and of every shipped recipe that trains PreAct
-ResNet-18 (``table_projections``); and ERM through the device loop against a plain DataLoader loop (float
-batches on the host, copied per step, ``loss.item()`` per step).
+ResNet-18 (``table_projections``); ERM through the device loop against a plain DataLoader loop (float
+batches on the host, copied per step, ``loss.item()`` per step); and Mixup through the loader loop
+(``vicinal.lab.loader_loop``: crop + flip and MixCollate in ``loader_workers`` DataLoader workers, pinned
+non-blocking copies, one loss read per epoch).
 Cases run in interleaved rounds (timing.py); ratios are medians of per-round ratios.
 """
 
@@ -32,6 +34,7 @@ from timing import default_clock, median, paired_ratio, time_interleaved  # noqa
 
 import vicinal as v  # noqa: E402
 from vicinal.lab.device_loop import DeviceLoop, crop_flip, mixing_step, model_inputs  # noqa: E402
+from vicinal.lab.loader_loop import LoaderLoop, collated_step  # noqa: E402
 from vicinal.lab.models import PreActResNet18  # noqa: E402
 
 NUM_CLASSES = 10
@@ -62,7 +65,8 @@ def count_syncs(fn, device: torch.device) -> int | None:
 
 
 def run_device_loop(*, batch_sizes=(128, 512), ks=(2, 4, 8, 16, 32), width: int = 64, steps: int = 20,
-                    rounds: int = 5, device: str = "cpu", compile_model: bool = False, seed: int = 0) -> dict:
+                    rounds: int = 5, device: str = "cpu", compile_model: bool = False, loader_workers: int = 2,
+                    seed: int = 0) -> dict:
     """Time ``steps`` training steps per case and batch size; return the record described in the module doc."""
     device = torch.device(device)
     clock = default_clock(device)
@@ -78,7 +82,7 @@ def run_device_loop(*, batch_sizes=(128, 512), ks=(2, 4, 8, 16, 32), width: int 
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     mixers = presets(ks)
     record = {"setup": {"device": str(device), "width": width, "steps": steps, "rounds": rounds, "clock": clock,
-                        "compile": compile_model, "autocast_bf16": cuda, "batch_sizes": list(batch_sizes),
+                        "compile": compile_model, "autocast_bf16": cuda, "loader_workers": loader_workers, "batch_sizes": list(batch_sizes),
                         "peak_memory": "torch.cuda.max_memory_allocated" if cuda else "not measured on the CPU"},
               "per_batch_size": {}}
     for batch_size in batch_sizes:
@@ -92,6 +96,10 @@ def run_device_loop(*, batch_sizes=(128, 512), ks=(2, 4, 8, 16, 32), width: int 
                  for name, loop in loops.items()}
         host_x, host_y = x[:subset], labels[:subset]
         cases["plain DataLoader, ERM"] = lambda: plain_epoch(forward, optimizer, host_x, host_y, batch_size, device)
+        loader_loop = LoaderLoop(collated_step(forward), host_x, host_y, batch_size=batch_size, mixer=mixers["Mixup"],
+                                 device=device, workers=loader_workers, pad=4, flip=True, augment_seed=seed,
+                                 channels_last=True)
+        cases["DataLoader + MixCollate, Mixup"] = lambda: float(loader_loop.epoch(optimizer, data_generator, 0))
         batch = model_inputs(crop_flip(images[:batch_size].to(device), generator=torch.Generator(device=device)
                                        .manual_seed(seed)), channels_last=True)
         batch_labels = labels[:batch_size].to(device)
@@ -222,7 +230,7 @@ def main(argv=None) -> dict:
     started = time.time()
     if args.quick:
         record = run_device_loop(batch_sizes=(16, 32), ks=(2, 4), width=4, steps=2, rounds=1, device=args.device,
-                                 compile_model=args.compile)
+                                 compile_model=args.compile, loader_workers=0)
     else:
         record = run_device_loop(device=args.device, compile_model=args.compile)
     record["table_projections"] = table_projections({b: r["images_per_s"] for b, r in record["per_batch_size"].items()})

@@ -153,8 +153,9 @@ def test_device_loop_record_at_tiny_sizes(tmp_path):
     assert (tmp_path / "device_loop.json").exists() and set(record["per_batch_size"]) == {"16", "32"}
     row = record["per_batch_size"]["16"]
     assert set(row["images_per_s"]) == {"ERM", "Mixup", "LocalMixup(knn)", "KMixup(k=2)", "KMixup(k=4)", "CutMix",
-                                        "plain DataLoader, ERM"}
-    assert set(row["mixing_share_of_erm_step"]) == set(row["images_per_s"]) - {"ERM", "plain DataLoader, ERM"}
+                                        "plain DataLoader, ERM", "DataLoader + MixCollate, Mixup"}
+    assert set(row["mixing_share_of_erm_step"]) == set(row["images_per_s"]) - {"ERM", "plain DataLoader, ERM",
+                                                                                "DataLoader + MixCollate, Mixup"}
     assert all(math.isfinite(x) and x > 0 for x in row["images_per_s"].values())
     hours = row["table_hours_per_run"]["ERM"]
     assert hours == pytest.approx(50_000 * 200 / row["images_per_s"]["ERM"] / 3600)

@@ -172,9 +172,9 @@ def test_trainer_device_loop_equals_host_loop():
 def test_loop_settings_are_checked_and_keep_old_hashes():
     assert "loop" not in small_config().to_dict()  # runs stored before the setting keep their key
     assert small_config(loop="device").to_dict()["loop"] == "device"
-    with pytest.raises(ValueError, match="needs the device loop"):
+    with pytest.raises(ValueError, match="needs the device or the loader loop"):
         small_config(device="cuda")
-    with pytest.raises(ValueError, match="needs the device loop"):
+    with pytest.raises(ValueError, match="needs the device or the loader loop"):
         small_config(crop_flip=True)
     with pytest.raises(ValueError, match="device must be"):
         small_config(loop="device", device="gpu")

@@ -43,18 +43,52 @@ def default_inputs_and_labels(collated: Any) -> tuple:
                      f"got a collated {type(collated).__name__}; pass labels_getter= or collate_fn=")
 
 
+class ProcessGenerator:
+    """The ``torch.Generator`` of the calling process, built from one base seed (an integration, no paper).
+
+    Each DataLoader worker gets a stream seeded from ``seed`` and its worker seed
+    (``get_worker_info().seed``, which the DataLoader derives per epoch from its own ``generator=``
+    or the global seed), the main process (``num_workers=0``) one generator seeded with ``seed`` that
+    runs on across calls, and under ``torch.distributed`` the rank is folded in as well
+    (:func:`vicinal.seeding.rank_seed`). ``seed=None`` returns None in the main process (torch's
+    global RNG). Pickling drops the generator: every process builds its own on its first call.
+    Used by :class:`MixCollate` and by the lab's DataLoader loop for its crops and flips.
+    """
+
+    def __init__(self, seed: int | None):
+        self.seed = None if seed is None else check_int("seed", seed, minimum=0)
+        self._generator: torch.Generator | None = None
+        self._key: tuple | None = None
+
+    def __call__(self) -> torch.Generator | None:
+        worker = get_worker_info()
+        if worker is None and self.seed is None:
+            return None
+        rank = distributed_rank()
+        key = (os.getpid(), rank, None if worker is None else worker.seed)
+        if key != self._key:
+            seed = rank_seed(self.seed or 0, rank)
+            if worker is not None:  # mix the worker's per-epoch seed with ours
+                seed = derive_seed(seed, worker.seed)
+            self._generator = torch.Generator().manual_seed(seed)
+            self._key = key
+        return self._generator
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_generator": None, "_key": None}  # each process builds its own
+
+
 class MixCollate:
     """A picklable ``collate_fn`` that stacks samples, then mixes them: returns a :class:`MixedBatch`.
 
     Applies a mixer of Zhang et al. 2018 / Baena et al. 2022 / Greenewald et al. 2023 per batch.
 
-    Reproducibility: each process draws from its own ``torch.Generator``. In a worker it is seeded
-    from ``seed`` and the worker's seed (``get_worker_info().seed``, which the DataLoader derives
-    per epoch from its own ``generator=`` or the global seed), so epochs differ and runs with the
-    same seeds repeat exactly. In the main process (``num_workers=0``) one generator seeded with
-    ``seed`` runs across epochs. ``seed=None`` draws from torch's global RNG in the main process.
-    Under ``torch.distributed`` the rank is folded in as well (:func:`vicinal.seeding.rank_seed`):
-    ranks whose loaders hand their workers equal seeds still draw different streams.
+    Reproducibility: each process draws from its own ``torch.Generator`` (:class:`ProcessGenerator`):
+    a worker's is seeded from ``seed`` and the worker's per-epoch seed, so epochs differ and runs with
+    the same seeds repeat exactly; in the main process (``num_workers=0``) one generator seeded with
+    ``seed`` runs across epochs; ``seed=None`` draws from torch's global RNG there. Under
+    ``torch.distributed`` the rank is folded in as well: ranks whose loaders hand their workers equal
+    seeds still draw different streams.
 
     Parameters
     ----------
@@ -85,8 +119,7 @@ class MixCollate:
         if labels_getter != "default" and not callable(labels_getter):
             raise TypeError(f"labels_getter must be 'default' or a callable batch -> (inputs, labels), got {labels_getter!r}")
         self.labels_getter = labels_getter
-        self._generator: torch.Generator | None = None
-        self._generator_key: tuple | None = None
+        self._generator = ProcessGenerator(self.seed)
 
     def __call__(self, samples: list) -> MixedBatch:
         if len(samples) == 0:
@@ -99,24 +132,4 @@ class MixCollate:
             if not isinstance(found, (tuple, list)) or len(found) != 2:
                 raise ValueError(f"labels_getter must return (inputs, labels), got {type(found).__name__}")
             inputs, labels = found
-        return self.mixer(inputs, labels, generator=self._current_generator())
-
-    def _current_generator(self) -> torch.Generator | None:
-        worker = get_worker_info()
-        if worker is None and self.seed is None:
-            return None
-        rank = distributed_rank()
-        key = (os.getpid(), rank, None if worker is None else worker.seed)
-        if key != self._generator_key:
-            seed = rank_seed(self.seed or 0, rank)
-            if worker is not None:  # mix the worker's per-epoch seed with ours
-                seed = derive_seed(seed, worker.seed)
-            self._generator = torch.Generator().manual_seed(seed)
-            self._generator_key = key
-        return self._generator
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_generator"] = None  # each process builds its own
-        state["_generator_key"] = None
-        return state
+        return self.mixer(inputs, labels, generator=self._generator())

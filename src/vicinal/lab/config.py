@@ -33,7 +33,7 @@ SCHEDULES = ("constant", "step", "multistep", "cosine")
 #: "mean_times_mean_weight", the Local Mixup authors' spirals loss (mean CE over the batch times
 #: the batch's mean pair weight: eq. 2's per-pair weighting is lost; kept to reproduce their recipe).
 REDUCTIONS = ("mean", "normalized", "sum", "mean_times_mean_weight")
-LOOPS = ("host", "device")
+LOOPS = ("host", "device", "loader")
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,23 @@ class RunConfig:
     eq. 20) and ``approx_mixup`` (the approximate mixup risk, Carratino et al. 2020, Theorem 2, trained
     without the R2 term as in the paper's Fig. 2: with R2 the objective is unbounded below).
 
-    ``loop = "device"`` trains with the training set held on ``device`` ("cpu", "cuda", "cuda:N"), bf16
-    autocast on CUDA and, with ``crop_flip``, random crops (pad 4) and flips drawn on the device
-    (:mod:`vicinal.lab.device_loop`); the default ``"host"`` loop is the CPU trainer.
+    Training loops (``loop``; each trains one run at a time, on ``device``: "cpu", "cuda", "cuda:N"):
+
+    * ``"host"`` (default): the CPU trainer (:mod:`vicinal.lab.trainer`); its runs are batched into
+      ensembles by ``vicinal sweep``;
+    * ``"device"``: the training set held on ``device``, bf16 autocast on CUDA and, with ``crop_flip``,
+      random crops (pad 4) and flips drawn on the device (:mod:`vicinal.lab.device_loop`);
+    * ``"loader"``: for data that do not fit in device memory, batches from a DataLoader with
+      ``workers`` worker processes (0: in the training process), crop + flip and mixing in the
+      workers (:class:`vicinal.MixCollate`), copied to ``device`` (:mod:`vicinal.lab.loader_loop`).
+      Its mixing draws come from per-worker streams seeded by (seed, epoch, worker), so it is not
+      bitwise equal to the host loop, but the same config gives the same numbers (for any
+      ``workers``), and a resumed run those of an uninterrupted one; ERM without crop_flip equals the
+      host loop.
+
+    ``compile_model`` wraps the model in ``torch.compile`` for the device and loader loops (the stored
+    weights and checkpoints are the plain module's). The loop settings are left out of the config hash
+    at their defaults.
     """
 
     dataset: str = "spirals"
@@ -95,6 +109,8 @@ class RunConfig:
     loop: str = "host"
     device: str = "cpu"
     crop_flip: bool = False
+    workers: int = 0
+    compile_model: bool = False
 
     def __post_init__(self):
         self._normalise_types()
@@ -141,17 +157,27 @@ class RunConfig:
                            _known_params("model", self.model, self.model_params, model_parameters))
 
     def _check_loop(self) -> None:
-        """``loop = "device"`` (lab/device_loop.py) trains with the data on ``device``; the rest runs on the host."""
+        """The device and loader loops (lab/device_loop.py, lab/loader_loop.py) train on ``device``; the host loop
+        on the CPU, plain."""
+        check_int("workers", self.workers, minimum=0)
         if not (self.device == "cpu" or self.device == "cuda" or
                 (self.device.startswith("cuda:") and self.device[5:].isdigit())):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
-        if self.loop == "host" and (self.device != "cpu" or self.crop_flip):
-            setting = f"device={self.device!r}" if self.device != "cpu" else "crop_flip=true"
-            raise ValueError(f"{setting} needs the device loop: set loop='device' as well (the host loop runs on the CPU "
-                             f"without augmentation)")
-        if self.loop == "device" and self.method in ("modified_data", "approx_mixup"):
+        if self.loop == "host" and (self.device != "cpu" or self.crop_flip or self.compile_model):
+            setting = (f"device={self.device!r}" if self.device != "cpu" else "crop_flip=true" if self.crop_flip
+                       else "compile_model=true")
+            raise ValueError(f"{setting} needs the device or the loader loop: set loop='device' (data on the device) or "
+                             f"loop='loader' (a DataLoader) as well; the host loop, which sweeps batch into ensembles, "
+                             f"runs on the CPU, uncompiled, without augmentation")
+        if self.workers and self.loop != "loader":
+            raise ValueError(f"workers={self.workers} sets the DataLoader worker processes of the loader loop: set "
+                             f"loop='loader' as well, or workers=0")
+        if self.loop != "host" and self.method in ("modified_data", "approx_mixup"):
             raise ValueError(f"method {self.method!r} trains from statistics held on the host; use loop='host' for it "
-                             f"(the device loop runs erm, mixup, local_mixup and kmixup)")
+                             f"(the {self.loop} loop runs erm, mixup, local_mixup and kmixup)")
+        if self.loop == "loader" and self.method in MIXING_METHODS and tuple(self.mix_layers) != (0,):
+            raise ValueError(f"mix_layers={list(self.mix_layers)} mixes hidden features, but the loader loop mixes inputs "
+                             f"in the DataLoader: use mix_layers=[0], or loop='device' / 'host' for manifold mixing")
 
     def _normalise_types(self) -> None:
         """Refuse a wrong-typed setting by name (``truncate = "yes"`` is not true) and store numbers in one
@@ -201,7 +227,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (tuples become lists).
 
-        The device-loop settings are left out at their defaults, so that every run stored before they
+        The loop settings are left out at their defaults, so that every run stored before they
         existed keeps its config hash (``from_dict`` fills them back in)."""
         values = {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
         for name, default in _LOOP_DEFAULTS.items():
@@ -216,8 +242,9 @@ class RunConfig:
 
 
 _FLOAT_LISTS = ("noise_stds", "fgsm_eps")
-#: The device-loop settings, left out of ``to_dict`` at their defaults (the dataclass's own) so older hashes stay.
-_LOOP_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name in ("loop", "device", "crop_flip")}
+#: The loop settings, left out of ``to_dict`` at their defaults (the dataclass's own) so older hashes stay.
+_LOOP_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)
+                  if f.name in ("loop", "device", "crop_flip", "workers", "compile_model")}
 
 
 def _known_params(kind: str, name: str, params: dict, accepted_by) -> dict:

@@ -152,21 +152,15 @@ class DeviceLoop:
                  device: torch.device | str = "cpu", pad: int = 0, flip: bool = False,
                  augment_generator: torch.Generator | None = None, channels_last: bool = True,
                  autocast: bool | None = None):
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={str(device)!r} but torch sees no CUDA device; use device='cpu'")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= x.shape[0]:
-            raise ValueError(f"batch_size must be an integer in [1, {x.shape[0]}] (the training set size), "
-                             f"got {batch_size!r}")
+        self.device = loop_device(device)
+        check_loop_batch_size(batch_size, x.shape[0])
         if (pad or flip) and augment_generator is None:
             raise ValueError(f"augmentation is on (pad={pad}, flip={flip}) but augment_generator is None; pass "
                              f"torch.Generator(device={str(self.device)!r}).manual_seed(...)")
-        if autocast is not None and not isinstance(autocast, bool):
-            raise TypeError(f"autocast must be true, false or None (on for CUDA), got {autocast!r}")
         self.step, self.batch_size = step, batch_size
         self.pad, self.flip, self.augment_generator = pad, flip, augment_generator
         self.channels_last = channels_last
-        self.autocast = self.device.type == "cuda" if autocast is None else autocast
+        self.autocast = check_autocast(autocast, self.device)
         self.images = resident_images(x, self.device)
         self.labels = y.to(self.device)
         self.steps_per_epoch = x.shape[0] // batch_size
@@ -200,6 +194,33 @@ class DeviceLoop:
 
     def autocast_context(self):
         """bf16 autocast on the loop's device when on, else a no-op context."""
-        if self.autocast:
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast_context(self.device, self.autocast)
+
+
+def autocast_context(device: torch.device, on: bool):
+    """bf16 autocast on ``device`` when ``on``, else a no-op context (an integration, no paper)."""
+    if on:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def loop_device(device: torch.device | str) -> torch.device:
+    """``device`` as a ``torch.device``, refused when it is CUDA and torch sees none (an integration, no paper)."""
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} but torch sees no CUDA device; use device='cpu'")
+    return resolved
+
+
+def check_loop_batch_size(batch_size: int, n: int) -> int:
+    """``batch_size`` of a loop over ``n`` training samples: an integer in [1, n], refused by name otherwise."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size must be an integer in [1, {n}] (the training set size), got {batch_size!r}")
+    return batch_size
+
+
+def check_autocast(autocast: bool | None, device: torch.device) -> bool:
+    """The autocast setting of a loop: None means on for CUDA, off elsewhere; refused by name if not a bool."""
+    if autocast is not None and not isinstance(autocast, bool):
+        raise TypeError(f"autocast must be true, false or None (on for CUDA), got {autocast!r}")
+    return device.type == "cuda" if autocast is None else autocast

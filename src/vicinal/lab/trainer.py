@@ -11,7 +11,10 @@ Randomness protocol (the batched ensemble trainer reproduces it member by member
   of the random order or of the weighted partner draws (:func:`vicinal.lam.sample_lam`,
   :func:`vicinal.pairing.random_order`, :class:`vicinal.GraphPairing`). Consecutive ``torch.rand``
   calls continue one stream, so the ensemble draws a whole epoch per member in one call;
-* the data themselves come from ``load_dataset(..., seed=config.effective_data_seed)``.
+* the data themselves come from ``load_dataset(..., seed=config.effective_data_seed)``;
+* ``loop = "loader"`` draws the same permutations, but mixes (and crops / flips) in the DataLoader
+  from streams seeded per epoch from ``stream_seed(seed, "mix")`` (``"augment"``) and the worker
+  (:mod:`vicinal.lab.loader_loop`): repeatable and resumable, other draws than the host loop's.
 
 This is protocol 3 (:data:`RANDOMNESS_PROTOCOL`). Protocol 1 drew lambdas by Gamma variates and
 partners by ``randperm`` / ``multinomial``, one generator call each per step, which kept the batched
@@ -114,10 +117,7 @@ class _Step:
             hidden = x if layer == 0 else model.features(x, layer)
             batch = self.mixer(hidden, y, generator=mix_generator)
             outputs = model(batch.inputs) if layer == 0 else model.forward_from(batch.inputs, layer)
-            if config.reduction == "mean_times_mean_weight":  # the Local Mixup authors' loss, not eq. 2
-                unweighted = v.mixup_loss(outputs, dataclasses.replace(batch, weights=None), loss=self.loss_name)
-                return unweighted if batch.weights is None else unweighted * batch.weights.to(unweighted.dtype).mean()
-            return v.mixup_loss(outputs, batch, loss=self.loss_name, reduction=config.reduction)
+            return self.mixed_loss(outputs, batch)
         if config.method == "erm":
             outputs = model(x)
             if self.num_classes is None:
@@ -133,6 +133,19 @@ class _Step:
         # unbounded below and training runs away (measured on two moons: loss -974, weight norm 1241).
         return approximate_mixup_loss(model, x, y, alpha=config.alpha, stats=self.stats, loss=self.loss_name,
                                       estimator=config.approx_estimator, generator=mix_generator, include_r2=False)
+
+    def mixed_loss(self, outputs: torch.Tensor, batch: v.MixedBatch) -> torch.Tensor:
+        """The configured reduction of the loss on a mixed batch (eq. 2 weighted, or the authors' variant)."""
+        if self.config.reduction == "mean_times_mean_weight":  # the Local Mixup authors' loss, not eq. 2
+            unweighted = v.mixup_loss(outputs, dataclasses.replace(batch, weights=None), loss=self.loss_name)
+            return unweighted if batch.weights is None else unweighted * batch.weights.to(unweighted.dtype).mean()
+        return v.mixup_loss(outputs, batch, loss=self.loss_name, reduction=self.config.reduction)
+
+    def collated_loss(self, batch) -> torch.Tensor:
+        """The loss of a batch from the loader loop: a MixedBatch (mixed in the DataLoader), or ``(x, y)``."""
+        if isinstance(batch, v.MixedBatch):
+            return self.mixed_loss(self.model(batch.inputs), batch)
+        return self(*batch, None)
 
 
 def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str | os.PathLike | None = None,
@@ -167,17 +180,19 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
                         seed=stream_seed(config.seed, "init"), **config.model_params)
     needs_stats = config.method in ("modified_data", "approx_mixup") or rescaled_applies(config, dataset)
     stats = fit_stats((dataset.x_train, dataset.y_train), num_classes=dataset.num_classes) if needs_stats else None
-    if config.loop == "device":  # before the optimiser is built on the parameters
+    if config.loop != "host":  # before the optimiser is built on the parameters
         memory_format = torch.channels_last if _channels_last(config, dataset) else torch.preserve_format
         model.to(config.device, memory_format=memory_format)
+    # Only the training step runs compiled: checkpoints and saved weights keep the module's own keys.
+    forward = torch.compile(model) if config.compile_model else model
     optimizer = make_optimizer(model.parameters(), config)
     schedule = make_schedule(optimizer, config)
     data_generator = torch.Generator().manual_seed(stream_seed(config.seed, "data"))
     mix_generator = torch.Generator().manual_seed(stream_seed(config.seed, "mix"))
     augment_generator = None
-    if config.crop_flip:  # on the device: the crops and flips are drawn where the images are
+    if config.crop_flip and config.loop == "device":  # drawn where the images are (the loader loop seeds by epoch)
         augment_generator = torch.Generator(device=config.device).manual_seed(stream_seed(config.seed, "augment"))
-    step = _Step(config, model, dataset, stats)
+    step = _Step(config, forward, dataset, stats)
     batch_size = effective_batch_size(dataset, config)
     n_train = dataset.x_train.shape[0]
     steps_per_epoch = n_train // batch_size
@@ -196,12 +211,15 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
         epochs = tqdm(epochs, desc=f"{config.method} seed={config.seed}", unit="epoch", initial=start_epoch,
                       total=config.epochs, leave=False)
     model.train()
-    device_loop = _device_loop(config, step, dataset, batch_size, augment_generator)
-    x_test = dataset.x_test if device_loop is None else dataset.x_test.to(device_loop.device)
+    fast_loop = _device_loop(config, step, dataset, batch_size, augment_generator) or _loader_loop(
+        config, step, dataset, batch_size)
+    x_test = dataset.x_test if fast_loop is None else dataset.x_test.to(fast_loop.device)
     diverged_at = None
     for epoch in epochs:
-        if device_loop is not None:
-            epoch_loss = float(device_loop.epoch(optimizer, data_generator, mix_generator))  # one read per epoch
+        if config.loop == "device":
+            epoch_loss = float(fast_loop.epoch(optimizer, data_generator, mix_generator))  # one read per epoch
+        elif config.loop == "loader":  # its mixing streams are seeded by the epoch: nothing carried over
+            epoch_loss = float(fast_loop.epoch(optimizer, data_generator, epoch))
         else:
             epoch_loss = _host_epoch(step, optimizer, dataset, batch_size, data_generator, mix_generator)
         schedule.step()
@@ -313,12 +331,33 @@ def _device_loop(config: RunConfig, step, dataset: Dataset, batch_size: int, aug
         return None
     from .device_loop import DeviceLoop
 
-    if config.crop_flip and len(dataset.input_shape) != 3:
-        raise ValueError(f"crop_flip crops and flips images (C, H, W), but dataset {config.dataset!r} has inputs of "
-                         f"shape {tuple(dataset.input_shape)}; set crop_flip=false")
+    _check_crop_flip(config, dataset)
     return DeviceLoop(step, dataset.x_train, dataset.y_train, batch_size=batch_size, device=config.device,
                       pad=4 if config.crop_flip else 0, flip=config.crop_flip, augment_generator=augment_generator,
                       channels_last=_channels_last(config, dataset))
+
+
+def _loader_loop(config: RunConfig, step: _Step, dataset: Dataset, batch_size: int):
+    """The :class:`~vicinal.lab.loader_loop.LoaderLoop` of a ``loop = "loader"`` run, else None.
+
+    Its batch order is the host loop's; its mixing and crop / flip streams are seeded per epoch from the
+    run's "mix" and "augment" streams (see that module for what is and is not equal to the host loop)."""
+    if config.loop != "loader":
+        return None
+    from .loader_loop import LoaderLoop
+
+    _check_crop_flip(config, dataset)
+    return LoaderLoop(step.collated_loss, dataset.x_train, dataset.y_train, batch_size=batch_size, mixer=step.mixer,
+                      mix_seed=stream_seed(config.seed, "mix"), device=config.device, workers=config.workers,
+                      pad=4 if config.crop_flip else 0, flip=config.crop_flip,
+                      augment_seed=stream_seed(config.seed, "augment") if config.crop_flip else None,
+                      channels_last=_channels_last(config, dataset))
+
+
+def _check_crop_flip(config: RunConfig, dataset: Dataset) -> None:
+    if config.crop_flip and len(dataset.input_shape) != 3:
+        raise ValueError(f"crop_flip crops and flips images (C, H, W), but dataset {config.dataset!r} has inputs of "
+                         f"shape {tuple(dataset.input_shape)}; set crop_flip=false")
 
 
 def _channels_last(config: RunConfig, dataset: Dataset) -> bool:

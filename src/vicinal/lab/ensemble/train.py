@@ -49,7 +49,7 @@ def sequential_reason(config: RunConfig) -> str | None:
     if config.method in MIXING_METHODS and tuple(config.mix_layers) != (0,):
         return f"manifold mixing (mix_layers={list(config.mix_layers)}) is not batched; only input mixing [0] is"
     if config.loop != "host":
-        return f"loop={config.loop!r} trains one run at a time with its data on {config.device}"
+        return f"loop={config.loop!r} trains one run at a time on {config.device} (the trainer's device or loader loop)"
     return None
 
 
