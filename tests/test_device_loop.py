@@ -6,6 +6,7 @@ same batches with the same mixer draws; the trainer's device loop against its ho
 """
 
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -182,3 +183,36 @@ def test_loop_settings_are_checked_and_keep_old_hashes():
         small_config(loop="device", method="modified_data")
     with pytest.raises(ValueError, match="crop_flip crops and flips images"):
         train(RunConfig.from_dict(dict(dataset="moons", loop="device", crop_flip=True, epochs=1)))
+
+
+def test_cuda_runs_skip_per_step_checks_and_give_the_checked_loss():
+    """On CUDA the step reads nothing back (mixer and loss checks off); the loss is the same number."""
+    from vicinal.lab.config import RunConfig
+    from vicinal.lab.datasets import load_dataset
+    from vicinal.lab.trainer import _Step
+
+    data = load_dataset("digits", seed=0)
+    model = LeNet((1, 8, 8), 10)
+    losses = {}
+    for device in ("cpu", "cuda"):
+        config = RunConfig(dataset="digits", model="lenet", method="local_mixup", graph="knn", n_neighbors=3,
+                           loop="device", device=device)
+        step = _Step(config, model, data, None)
+        assert step.checks is (device == "cpu") and step.mixer.check_finite is (device == "cpu")
+        losses[device] = float(step(data.x_train[:32], data.y_train[:32], torch.Generator().manual_seed(4)))
+    assert losses["cuda"] == losses["cpu"] > 0
+
+
+def test_an_epoch_of_exactly_zero_mixing_loss_warns(monkeypatch):
+    """The per-epoch silent-zero guard: every pair weighing 0 gives a loss of exactly 0, which must not pass quietly."""
+    from vicinal.lab import trainer
+
+    monkeypatch.setattr(trainer._Step, "mixed_loss", lambda self, outputs, batch: outputs.sum() * 0)
+    config = dict(dataset="digits", model="mlp", method="local_mixup", graph="threshold", eps=1e-6, epochs=2,
+                  batch_size=256, eval_rescaled=False)
+    with pytest.warns(v.NoPairsKeptWarning, match="epoch 1 of a local_mixup run had a mean training loss of exactly 0"):
+        trainer.train(config)
+    monkeypatch.undo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", v.NoPairsKeptWarning)
+        trainer.train({**config, "graph": "knn"})  # pairs kept: no warning

@@ -321,9 +321,14 @@ def make_graph(config: RunConfig) -> v.LocalityGraph:
     return v.Exponential(decay=config.decay, relative=config.relative)
 
 
-def make_mixer(config: RunConfig, num_classes: int | None) -> v.Mixer | None:
-    """The mixer of a mixing method (Mixup / LocalMixup / KMixup), or None for the other methods."""
-    common = dict(alpha=config.alpha, num_classes=num_classes, lam_mode=config.lam_mode, truncate=config.truncate)
+def make_mixer(config: RunConfig, num_classes: int | None, *, check_finite: bool = True) -> v.Mixer | None:
+    """The mixer of a mixing method (Mixup / LocalMixup / KMixup), or None for the other methods.
+
+    ``check_finite=False`` drops the mixer's per-call value checks (finite inputs, label range, empty-graph
+    warning), each a host synchronisation on a GPU; the trainer turns them off on CUDA only (see _Step).
+    """
+    common = dict(alpha=config.alpha, num_classes=num_classes, lam_mode=config.lam_mode, truncate=config.truncate,
+                  check_finite=check_finite)
     if config.method == "mixup":
         return v.Mixup(**common)
     if config.method == "local_mixup":

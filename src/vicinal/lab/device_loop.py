@@ -7,7 +7,10 @@ sample from a device generator), converts it to float, and calls the step with t
 bf16 autocast (on by default on CUDA). The mean training loss is accumulated on the device and read
 once per epoch, so the loop itself never waits for the device.
 
-Host round trips that remain, all inside the mixer (``vicinal.Mixer`` draws on a CPU generator):
+The trainer builds the mixer with ``check_finite=False`` on CUDA and the loss skips its value checks
+(each a host read per step); the data were checked when loaded, a NaN epoch loss ends the run as
+diverged and an epoch loss of exactly 0 warns (``trainer.zero_loss_warning``). Host round trips that
+remain, all inside the mixer (``vicinal.Mixer`` draws on a CPU generator):
 
 * every mixer: lambda (1 or B values) and the partner index (B) are drawn on the CPU and copied to
   the device, two small host -> device copies per step; a copy from pageable memory waits for the
@@ -115,13 +118,14 @@ def mixing_step(model: Callable[[torch.Tensor], torch.Tensor], mixer: v.Mixer | 
 
     Zhang et al. 2018 / Baena et al. 2022 eq. 2 / Greenewald et al. 2023 Sec. 2, whichever ``mixer``
     is (any :class:`vicinal.Mixer`: Mixup, LocalMixup, KMixup, CutMix). ``model`` may be a
-    ``torch.compile``-d module.
+    ``torch.compile``-d module. The loss checks the mixed targets and weights when the mixer does
+    (``mixer.check_finite``): a mixer built with ``check_finite=False`` gives a step with no host read.
     """
     def step(x: torch.Tensor, y: torch.Tensor, mix_generator: torch.Generator) -> torch.Tensor:
         if mixer is None:
             return F.cross_entropy(model(x), y)
         batch = mixer(x, y, generator=mix_generator)
-        return v.mixup_loss(model(batch.inputs), batch, loss="cross_entropy")
+        return v.mixup_loss(model(batch.inputs), batch, loss="cross_entropy", check_values=mixer.check_finite)
     return step
 
 

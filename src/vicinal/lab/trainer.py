@@ -32,6 +32,7 @@ import dataclasses
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,11 @@ class _Step:
     def __init__(self, config: RunConfig, model, dataset: Dataset, stats):
         self.config, self.model, self.stats = config, model, stats
         self.num_classes = dataset.num_classes
-        self.mixer = make_mixer(config, dataset.num_classes)
+        # Per-step value checks read tensors back to the host: on CUDA that stalls every step. There the data
+        # were checked when loaded, a NaN loss still ends the run as diverged (one read per epoch), and an
+        # epoch whose mean loss is exactly 0 warns (zero_loss_warning): the silent-zero guard moves per epoch.
+        self.checks = config.device == "cpu"
+        self.mixer = make_mixer(config, dataset.num_classes, check_finite=self.checks)
         self.loss_name = "cross_entropy" if dataset.num_classes is not None else "squared_error"
         num_stages = getattr(model, "num_stages", None)
         if config.method in MIXING_METHODS and config.mix_layers != (0,):
@@ -137,9 +142,11 @@ class _Step:
     def mixed_loss(self, outputs: torch.Tensor, batch: v.MixedBatch) -> torch.Tensor:
         """The configured reduction of the loss on a mixed batch (eq. 2 weighted, or the authors' variant)."""
         if self.config.reduction == "mean_times_mean_weight":  # the Local Mixup authors' loss, not eq. 2
-            unweighted = v.mixup_loss(outputs, dataclasses.replace(batch, weights=None), loss=self.loss_name)
+            unweighted = v.mixup_loss(outputs, dataclasses.replace(batch, weights=None), loss=self.loss_name,
+                                      check_values=self.checks)
             return unweighted if batch.weights is None else unweighted * batch.weights.to(unweighted.dtype).mean()
-        return v.mixup_loss(outputs, batch, loss=self.loss_name, reduction=self.config.reduction)
+        return v.mixup_loss(outputs, batch, loss=self.loss_name, reduction=self.config.reduction,
+                            check_values=self.checks)
 
     def collated_loss(self, batch) -> torch.Tensor:
         """The loss of a batch from the loader loop: a MixedBatch (mixed in the DataLoader), or ``(x, y)``."""
@@ -223,6 +230,8 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
         else:
             epoch_loss = _host_epoch(step, optimizer, dataset, batch_size, data_generator, mix_generator)
         schedule.step()
+        if epoch_loss == 0.0 and config.method in MIXING_METHODS:
+            zero_loss_warning(config, epoch + 1)
         history["train_loss"].append(epoch_loss)
         if not math.isfinite(history["train_loss"][-1]):
             diverged_at = epoch + 1  # NaN stays NaN: the rest of the run is not worth training
@@ -298,6 +307,19 @@ def evaluate_run(model, dataset: Dataset, config: RunConfig, stats, *, test_outp
     for eps in config.fgsm_eps:
         results[f"fgsm_error@{eps:g}"] = fgsm_error(model, dataset.x_test, dataset.y_test, eps=eps)
     return results
+
+
+def zero_loss_warning(config: RunConfig, epoch: int) -> None:
+    """Warn that a mixing run's mean training loss over epoch ``epoch`` is exactly 0 (an integration rule, no paper).
+
+    Mixed soft targets keep the cross-entropy above 0, so an exact 0 means every pair weighed 0: a locality
+    graph (eq. 2's W) that kept no pair, in every batch of the epoch. The run trains nothing from then on.
+    """
+    warnings.warn(f"epoch {epoch} of a {config.method} run had a mean training loss of exactly 0: no mixed pair "
+                  f"carried weight (graph={config.graph!r}, eps={config.eps}, n_neighbors={config.n_neighbors}, "
+                  f"decay={config.decay}); the model learns nothing. Use a relative graph (quantile, knn, or "
+                  f"exponential with relative=true) or calibrate eps (vicinal.calibrate_eps)", v.NoPairsKeptWarning,
+                  stacklevel=2)
 
 
 def rescaled_applies(config: RunConfig, dataset: Dataset) -> bool:
