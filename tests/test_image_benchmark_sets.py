@@ -15,6 +15,8 @@ from PIL import Image
 from vicinal.lab.datasets import dataset_parameters, load_dataset
 from vicinal.lab.datasets.cifar_corrupted import CORRUPTIONS
 
+from cifar_files import write_clean_cifar10, write_corrupted
+
 # --------------------------------------------------------------------------- SVHN
 
 
@@ -146,31 +148,11 @@ def test_tiny_imagenet_without_pillow_names_the_extra(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- CIFAR-10-C / 100-C
 
 
-def _write_clean_cifar10(directory, rng, n=4):
-    directory.mkdir(parents=True)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-                 b"labels": rng.integers(0, 10, size=n).tolist()}
-        with (directory / name).open("wb") as handle:
-            pickle.dump(batch, handle)
-
-
-def _write_corrupted(directory, rng, n=3, corruptions=("fog", "snow"), num_classes=10):
-    directory.mkdir(parents=True)
-    labels = np.tile(rng.integers(0, num_classes, size=n), 5)  # the n test labels once per severity
-    np.save(directory / "labels.npy", labels.astype(np.uint8))
-    images = {}
-    for corruption in corruptions:
-        images[corruption] = rng.integers(0, 256, size=(5 * n, 32, 32, 3), dtype=np.uint8)
-        np.save(directory / f"{corruption}.npy", images[corruption])
-    return images, labels
-
-
 @pytest.mark.parametrize("severity", [1, 3, 5])
 def test_cifar10_c_severity_selects_its_block_of_rows(tmp_path, severity):
     rng = np.random.default_rng(severity)
-    _write_clean_cifar10(tmp_path / "clean" / "cifar-10-batches-py", rng)
-    images, labels = _write_corrupted(tmp_path / "CIFAR-10-C", rng)
+    write_clean_cifar10(tmp_path / "clean" / "cifar-10-batches-py", rng)
+    images, labels = write_corrupted(tmp_path / "CIFAR-10-C", rng)
     d = load_dataset("cifar10_c", root=tmp_path, clean_root=tmp_path / "clean", corruption="fog", severity=severity)
     clean = load_dataset("cifar10", root=tmp_path / "clean")
     torch.testing.assert_close(d.x_train, clean.x_train, rtol=0, atol=0)  # train split: clean CIFAR-10
@@ -190,7 +172,7 @@ def test_cifar100_c_reads_files_in_root_and_standardises_with_clean_statistics(t
                  "fine_labels": rng.integers(0, 100, size=6).tolist()}
         with (clean_dir / name).open("wb") as handle:
             pickle.dump(batch, handle)
-    images, _ = _write_corrupted(tmp_path / "c", rng, corruptions=("zoom_blur",), num_classes=100)
+    images, _ = write_corrupted(tmp_path / "c", rng, corruptions=("zoom_blur",), num_classes=100)
     d = load_dataset("cifar100_c", root=tmp_path / "c", clean_root=tmp_path, corruption="zoom_blur", severity=2,
                      standardize=True)
     raw = load_dataset("cifar100", root=tmp_path)
@@ -217,8 +199,8 @@ def test_cifar_c_parameters_are_checked_and_listed(tmp_path):
 
 def test_cifar_c_missing_truncated_and_misshapen_files(tmp_path):
     rng = np.random.default_rng(9)
-    _write_clean_cifar10(tmp_path / "cifar-10-batches-py", rng)
-    _write_corrupted(tmp_path / "CIFAR-10-C", rng)
+    write_clean_cifar10(tmp_path / "cifar-10-batches-py", rng)
+    write_corrupted(tmp_path / "CIFAR-10-C", rng)
     common = {"root": tmp_path, "clean_root": tmp_path, "severity": 1}
     with pytest.raises(FileNotFoundError, match=r"missing \['frost.npy'\].*zenodo.org/record/2535967"):
         load_dataset("cifar10_c", corruption="frost", **common)

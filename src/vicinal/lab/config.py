@@ -21,6 +21,7 @@ import vicinal as v
 from vicinal._checks import check_int, check_nonnegative_float, check_positive_float
 
 from .datasets import dataset_parameters
+from .datasets.cifar_corrupted import CORRUPTED_VARIANTS
 from .models import model_parameters
 from .suggest import check_name, did_you_mean
 
@@ -67,6 +68,13 @@ class RunConfig:
     ``compile_model`` wraps the model in ``torch.compile`` for the device and loader loops (the stored
     weights and checkpoints are the plain module's). The loop settings are left out of the config hash
     at their defaults.
+
+    ``eval_corrupted``: the local directory holding CIFAR-10-C (dataset ``cifar10``) or CIFAR-100-C
+    (``cifar100``) as distributed (Hendrycks & Dietterich 2019: ``<corruption>.npy`` and ``labels.npy``,
+    or the ``CIFAR-10-C`` / ``CIFAR-100-C`` folder holding them). The trained model is then also
+    evaluated on all 19 corruptions x 5 severities, plain and rescaled, averaged as in Carratino et al.
+    2020, Fig. 5 (over the 95 sets) and Fig. 6 (per severity): see :mod:`vicinal.lab.corrupted_eval`.
+    The files are checked when the run starts. Empty (the default): no corrupted evaluation.
     """
 
     dataset: str = "spirals"
@@ -106,6 +114,7 @@ class RunConfig:
     n_bins: int = 15
     noise_stds: tuple = ()
     fgsm_eps: tuple = ()
+    eval_corrupted: str = ""
     loop: str = "host"
     device: str = "cpu"
     crop_flip: bool = False
@@ -144,6 +153,7 @@ class RunConfig:
                              f"two disjoint blocks, but batch_size={self.batch_size}; use k <= "
                              f"{max(self.batch_size // 2, 1)} or a larger batch_size")
         self._check_loop()
+        self._check_eval_corrupted()
         if not self.mix_layers:
             raise ValueError("mix_layers must be a non-empty list of stage boundaries (0 = input), got []")
         for boundary in self.mix_layers:
@@ -178,6 +188,17 @@ class RunConfig:
         if self.loop == "loader" and self.method in MIXING_METHODS and tuple(self.mix_layers) != (0,):
             raise ValueError(f"mix_layers={list(self.mix_layers)} mixes hidden features, but the loader loop mixes inputs "
                              f"in the DataLoader: use mix_layers=[0], or loop='device' / 'host' for manifold mixing")
+
+    def _check_eval_corrupted(self) -> None:
+        """CIFAR-10-C / 100-C corrupt the CIFAR-10 / 100 test images, so only runs trained on those sets take them."""
+        if not self.eval_corrupted:
+            return
+        if not self.eval_corrupted.strip():
+            raise ValueError(f"eval_corrupted must be a directory or empty, got {self.eval_corrupted!r}")
+        if self.dataset not in CORRUPTED_VARIANTS:
+            raise ValueError(f"eval_corrupted evaluates on CIFAR-10-C / CIFAR-100-C, the corrupted CIFAR-10 / CIFAR-100 "
+                             f"test images, so it needs dataset 'cifar10' (with CIFAR-10-C) or 'cifar100' (with "
+                             f"CIFAR-100-C), got dataset {self.dataset!r}; leave eval_corrupted empty for it")
 
     def _normalise_types(self) -> None:
         """Refuse a wrong-typed setting by name (``truncate = "yes"`` is not true) and store numbers in one
@@ -227,10 +248,11 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (tuples become lists).
 
-        The loop settings are left out at their defaults, so that every run stored before they
-        existed keeps its config hash (``from_dict`` fills them back in)."""
+        The settings added after runs were first stored (the loops', ``eval_corrupted``) are left out at
+        their defaults, so that every run stored before they existed keeps its config hash (``from_dict``
+        fills them back in)."""
         values = {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
-        for name, default in _LOOP_DEFAULTS.items():
+        for name, default in _LATER_DEFAULTS.items():
             if values[name] == default:
                 del values[name]
         return values
@@ -242,9 +264,10 @@ class RunConfig:
 
 
 _FLOAT_LISTS = ("noise_stds", "fgsm_eps")
-#: The loop settings, left out of ``to_dict`` at their defaults (the dataclass's own) so older hashes stay.
-_LOOP_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)
-                  if f.name in ("loop", "device", "crop_flip", "workers", "compile_model")}
+#: Settings added after runs were stored, left out of ``to_dict`` at their defaults (the dataclass's own) so
+#: older hashes stay.
+_LATER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)
+                   if f.name in ("loop", "device", "crop_flip", "workers", "compile_model", "eval_corrupted")}
 
 
 def _known_params(kind: str, name: str, params: dict, accepted_by) -> dict:

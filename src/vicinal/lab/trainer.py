@@ -45,6 +45,7 @@ from vicinal.approx import approximate_mixup_loss
 from vicinal.rescale import RescaledPredictor, fit_stats, modified_data
 
 from .config import MIXING_METHODS, RunConfig, stream_seed, make_graph, make_mixer, make_optimizer, make_schedule
+from .corrupted_eval import check_corrupted_files, run_corrupted_metrics
 from .datasets import Dataset, load_dataset
 from .evaluate import classification_metrics, fgsm_error, noisy_error, predict, regression_metrics
 from .models import build_model
@@ -179,6 +180,7 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
         Also return the trained model: ``(metrics, model)``.
     """
     config = RunConfig.from_dict(config) if isinstance(config, dict) else config
+    check_corrupted_files(config)  # before training, not after the last epoch
     if dataset is None:
         dataset = load_dataset(config.dataset, seed=config.effective_data_seed, **config.dataset_params)
     classification = dataset.num_classes is not None
@@ -288,6 +290,9 @@ def evaluate_run(model, dataset: Dataset, config: RunConfig, stats, *, test_outp
                  train_outputs: torch.Tensor | None = None) -> dict[str, Any]:
     """Plain (and rescaled, Carratino eq. 22) test metrics, plus the robustness curves the config asks for.
 
+    With ``eval_corrupted``, also the CIFAR-10-C / 100-C averages of Carratino et al. 2020, Fig. 5-6,
+    plain and rescaled (:func:`~vicinal.lab.corrupted_eval.run_corrupted_metrics`, on ``config.device``).
+
     ``test_outputs`` / ``train_outputs``: the model's outputs on the test / training inputs when the
     caller has them already (the batched trainer computes all members' in stacked forwards).
     """
@@ -297,8 +302,8 @@ def evaluate_run(model, dataset: Dataset, config: RunConfig, stats, *, test_outp
     results = classification_metrics(outputs, dataset.y_test, n_bins=config.n_bins)
     train_outputs = predict(model, dataset.x_train) if train_outputs is None else train_outputs
     results["train_error"] = v.metrics.error_rate(train_outputs, dataset.y_train, from_logits=True)
-    if rescaled_applies(config, dataset):
-        rescaled = RescaledPredictor(model, alpha=config.alpha, stats=stats)
+    rescaled = RescaledPredictor(model, alpha=config.alpha, stats=stats) if rescaled_applies(config, dataset) else None
+    if rescaled is not None:
         results.update(classification_metrics(predict(rescaled, dataset.x_test), dataset.y_test,
                                               n_bins=config.n_bins, prefix="rescaled_test_"))
     for std in config.noise_stds:
@@ -306,6 +311,8 @@ def evaluate_run(model, dataset: Dataset, config: RunConfig, stats, *, test_outp
                                                       seed=stream_seed(config.seed, "noise"))
     for eps in config.fgsm_eps:
         results[f"fgsm_error@{eps:g}"] = fgsm_error(model, dataset.x_test, dataset.y_test, eps=eps)
+    if config.eval_corrupted:
+        results.update(run_corrupted_metrics(model, config, rescaled))
     return results
 
 

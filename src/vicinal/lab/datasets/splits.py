@@ -25,14 +25,19 @@ def _split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, *, str
         raise ValueError(f"cannot split {len(y)} samples with test_fraction={test_fraction}: {error}") from error
 
 
-def _standardize(x_train: np.ndarray, x_test: np.ndarray, axes: tuple[int, ...]):
-    """Centre and scale both splits with the train mean/std over ``axes``.
+def _standardization(x_train: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The train mean and std over ``axes`` (kept as broadcastable dimensions) that :func:`_standardize` applies.
 
-    A constant feature (std 0) is only centred, as in scikit-learn's StandardScaler.
+    A constant feature (std 0) gets std 1, so it is only centred, as in scikit-learn's StandardScaler.
     """
     mean = x_train.mean(axis=axes, keepdims=True)
     std = x_train.std(axis=axes, keepdims=True)
-    std = np.where(std > 0, std, 1.0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def _standardize(x_train: np.ndarray, x_test: np.ndarray, axes: tuple[int, ...]):
+    """Centre and scale both splits with the train mean/std over ``axes`` (:func:`_standardization`)."""
+    mean, std = _standardization(x_train, axes)
     return (x_train - mean) / std, (x_test - mean) / std
 
 

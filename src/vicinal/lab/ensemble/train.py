@@ -26,6 +26,7 @@ from vicinal._checks import all_finite
 
 from .. import trainer
 from ..config import MIXING_METHODS, RunConfig
+from ..corrupted_eval import check_corrupted_files
 from ..datasets import Dataset
 from .layers import StackedModel, check_batchable
 from .members import _build, _load_datasets, _make_member, _Member
@@ -67,6 +68,7 @@ def _as_configs(configs: Any) -> list[RunConfig]:
         reason = sequential_reason(config)
         if reason is not None:
             raise ValueError(f"configs[{i}]: {reason}; train it with trainer.train, or use run_batch, which falls back")
+        check_corrupted_files(config)  # before training, as trainer.train does
         out.append(config)
     first = out[0].to_dict()
     for i, config in enumerate(out[1:], start=1):
