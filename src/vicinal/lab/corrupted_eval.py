@@ -8,7 +8,6 @@ corruptions (Fig. 6). A run with ``eval_corrupted`` set stores both; the sets ar
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, Mapping
 
 import torch
@@ -18,7 +17,7 @@ from vicinal._checks import all_finite
 
 from .config import RunConfig
 from .datasets.cifar_corrupted import CORRUPTIONS, SEVERITIES, corrupted_test_sets, require_corrupted_files
-from .evaluate import classification_metrics, predict
+from .evaluate import classification_metrics, module_device, predict
 
 #: The metrics averaged over the corrupted sets (the three of Fig. 5 and 6; accuracy = 1 - error).
 CORRUPTED_METRICS = ("error", "nll", "ece")
@@ -77,7 +76,7 @@ def corrupted_metrics(predictors: Mapping[str, nn.Module], *, dataset: str, root
     per_severity = {(prefix, metric, s): [] for prefix in predictors for metric in CORRUPTED_METRICS for s in SEVERITIES}
     for corruption, severity, x, y in corrupted_test_sets(dataset, root, clean_root=clean_root, standardize=standardize):
         for prefix, predictor in predictors.items():
-            outputs = predict(predictor, x.to(_device(predictor)), batch_size=batch_size).float().cpu()
+            outputs = predict(predictor, x, batch_size=batch_size)  # on the predictor's device, back as float32
             if not all_finite(outputs):
                 raise ValueError(f"the {prefix or 'plain '}model's outputs on {corruption} at severity {severity} are "
                                  f"not finite; no corrupted-set metrics can be averaged for it")
@@ -101,7 +100,7 @@ def run_corrupted_metrics(model: nn.Module, config: RunConfig, rescaled: nn.Modu
     model moved there for the evaluation and back after it.
     """
     predictors = {"": model} if rescaled is None else {"": model, "rescaled_": rescaled}
-    home = _device(model)
+    home = module_device(model)
     for predictor in predictors.values():
         predictor.to(config.device)  # a RescaledPredictor's buffers move with it
     try:
@@ -112,8 +111,3 @@ def run_corrupted_metrics(model: nn.Module, config: RunConfig, rescaled: nn.Modu
         for predictor in predictors.values():
             predictor.to(home)
 
-
-def _device(module: nn.Module) -> torch.device:
-    """Where a module's first parameter (or buffer) lives; the CPU for a module with neither."""
-    tensor = next(itertools.chain(module.parameters(), module.buffers()), None)
-    return torch.device("cpu") if tensor is None else tensor.device

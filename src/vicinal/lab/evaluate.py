@@ -6,19 +6,32 @@ Greenewald et al. 2023 (Tables 6-7: additive Gaussian noise, white-box FGSM).
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
 from vicinal import metrics
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where a module's first parameter (or buffer) lives; the CPU for a module with neither."""
+    tensor = next(itertools.chain(module.parameters(), module.buffers()), None)
+    return torch.device("cpu") if tensor is None else tensor.device
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 2048) -> torch.Tensor:
-    """Model outputs on ``x`` in eval mode, in chunks (no gradient)."""
+    """Model outputs on ``x`` in eval mode, in chunks (no gradient), as float32 on the CPU.
+
+    Each chunk is moved to the model's device first, so a model left on the GPU after a device-loop
+    run is evaluated there (an integration step, no paper).
+    """
     was_training = model.training
     model.eval()
+    device = module_device(model)
     try:
-        return torch.cat([model(chunk) for chunk in x.split(batch_size)])
+        return torch.cat([model(chunk.to(device)).float().cpu() for chunk in x.split(batch_size)])
     finally:
         model.train(was_training)
 
@@ -84,10 +97,11 @@ def _sign_attack_error(model, x, y, *, eps: float, batch_size: int, objective) -
     """Error after one step of size ``eps`` along the sign of grad_x objective(model(x), y), in eval mode."""
     was_training = model.training
     model.eval()
+    device = module_device(model)
     try:
         wrong = 0
         for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
-            xb = xb.clone().requires_grad_(True)
+            xb, yb = xb.to(device).clone().requires_grad_(True), yb.to(device)
             (grad,) = torch.autograd.grad(objective(model(xb), yb), xb)
             with torch.no_grad():
                 wrong += int((model(xb + eps * grad.sign()).argmax(1) != yb).sum())

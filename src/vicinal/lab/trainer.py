@@ -47,7 +47,7 @@ from vicinal.rescale import RescaledPredictor, fit_stats, modified_data
 from .config import MIXING_METHODS, RunConfig, stream_seed, make_graph, make_mixer, make_optimizer, make_schedule
 from .corrupted_eval import check_corrupted_files, run_corrupted_metrics
 from .datasets import Dataset, load_dataset
-from .evaluate import classification_metrics, fgsm_error, noisy_error, predict, regression_metrics
+from .evaluate import classification_metrics, fgsm_error, module_device, noisy_error, predict, regression_metrics
 from .models import build_model
 
 #: Version of the randomness protocol above; results of another protocol are other random draws.
@@ -250,7 +250,8 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
             _save_checkpoint(checkpoint, config, epoch + 1, history, model, optimizer, schedule,
                              data_generator, mix_generator, augment_generator)
 
-    model.to("cpu", memory_format=torch.contiguous_format)  # evaluation runs on the host (a no-op there)
+    # Evaluation runs where the model trained (predict moves each chunk there; outputs come back to the host),
+    # so a GPU run is not evaluated at CPU speed; the returned / saved model is on the host.
     test_outputs = train_outputs = None
     if diverged_at is None:
         test_outputs = predict(model, dataset.x_test)
@@ -265,6 +266,7 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
         # Wall time is not a metric: it differs between machines and executors, and the result store
         # records it beside each row.
         results.update(batch_size=batch_size, steps=steps_per_epoch * config.epochs)
+    model.to("cpu", memory_format=torch.contiguous_format)
     return (results, model) if return_model else results
 
 
@@ -302,7 +304,9 @@ def evaluate_run(model, dataset: Dataset, config: RunConfig, stats, *, test_outp
     results = classification_metrics(outputs, dataset.y_test, n_bins=config.n_bins)
     train_outputs = predict(model, dataset.x_train) if train_outputs is None else train_outputs
     results["train_error"] = v.metrics.error_rate(train_outputs, dataset.y_train, from_logits=True)
-    rescaled = RescaledPredictor(model, alpha=config.alpha, stats=stats) if rescaled_applies(config, dataset) else None
+    rescaled = None
+    if rescaled_applies(config, dataset):  # its buffers (training means) go where the model is
+        rescaled = RescaledPredictor(model, alpha=config.alpha, stats=stats).to(module_device(model))
     if rescaled is not None:
         results.update(classification_metrics(predict(rescaled, dataset.x_test), dataset.y_test,
                                               n_bins=config.n_bins, prefix="rescaled_test_"))
