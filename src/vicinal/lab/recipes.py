@@ -162,15 +162,18 @@ class Recipe:
                 device: str | None = None, alphas: dict | None = None) -> list[tuple[str, int, dict]]:
         """(cell name, seed, RunConfig dict) of every run, each validated by :class:`RunConfig`.
 
-        ``alphas`` maps (k, alpha) to the calibrated alpha_k of rows with ``calibrate_alpha``.
+        ``alphas`` maps (k, alpha) to the calibrated alpha_k of rows with ``calibrate_alpha``. A ``[run]``
+        string containing ``{data_dir}`` gets ``root`` there (a second data set beside the first one).
         """
         out = []
         for row, name, settings in self.cells():
             settings = dict(settings)
             if row.calibrate_alpha and alphas is not None:
                 settings["alpha"] = alphas[settings["k"], settings["alpha"]]
+            run = {key: value.replace("{data_dir}", str(root)) if isinstance(value, str) else value
+                   for key, value in self.run.items()}  # e.g. eval_corrupted = "{data_dir}"
             for seed in range(self.seeds if seeds is None else seeds):
-                values = {**self.run, **settings, "dataset": self.dataset, "seed": seed,
+                values = {**run, **settings, "dataset": self.dataset, "seed": seed,
                           "dataset_params": {**self.run.get("dataset_params", {}), "root": str(root)}}
                 if epochs is not None:
                     values["epochs"] = epochs

@@ -138,7 +138,11 @@ def _section(ctx, recipe, version, values, alphas, data_dir, device, epochs) -> 
             line += [cell(values[column.label][name], scale=100.0 if column.percent else 1.0),
                      "—" if paper is None else f"{paper:.2f}"]
         rows.append(line)
-    if recipe.named_columns:
+    if recipe.named_columns and not recipe.paper:  # a figure: no printed numbers to put beside ours
+        rows = [line[:1] + line[1::2] for line in rows]
+        header = ["cell"] + [f"{c.label}{' %' if c.percent else ''}" for c in columns]
+        body = markdown_table(header, rows) + "\n\nmean ± 95% CI over seeds; the paper prints no numbers for it"
+    elif recipe.named_columns:
         header = ["cell"] + [f"{side} {c.label}{' %' if c.percent else ''}" for c in columns for side in ("ours", "paper")]
         body = markdown_table(header, rows) + "\n\nours: mean ± 95% CI over seeds; paper: the published number"
     else:
