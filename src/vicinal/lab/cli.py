@@ -274,9 +274,11 @@ def _list(args) -> int:
     print("".join(f"  {name:16s} {params(model_parameters(name))}\n" for name in available_models()), end="")
     print("methods:      " + ", ".join(METHODS))
     print("reproductions:" + "".join(f"\n  {name:18s} {desc}" for name, (desc, _) in REPRODUCTIONS.items()))
-    from .recipes import available_recipes, load_recipe
+    from .recipes import available_recipes, load_recipe, load_summary
     print("image-benchmark recipes (vicinal reproduce NAME --data-dir DIR):"
           + "".join(f"\n  {name:34s} {load_recipe(name).title}" for name in available_recipes()))
+    print("summaries of recipes (vicinal reproduce NAME: trains nothing, reads the recipes' stored runs):"
+          + "".join(f"\n  {name:34s} {load_summary(name).title}" for name in available_recipes(summaries=True)))
     return 0
 
 
