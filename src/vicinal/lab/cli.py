@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image-benchmark recipes (recipes/*.toml): the directory holding the recipe's dataset")
     p.add_argument("--device", default=None, help="image-benchmark recipes: cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--seeds", type=_positive_int, default=None, help="image-benchmark recipes: seeds per cell "
-                                                                     "(default: the paper's)")
+                                                                     "(default: the paper's); a summary recipe reads "
+                                                                     "runs made with the same --seeds / --epochs")
     p.add_argument("--epochs", type=_positive_int, default=None,
                    help="image-benchmark recipes: epochs (default: the paper's; lr milestones scale with it)")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR",

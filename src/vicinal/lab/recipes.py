@@ -237,21 +237,21 @@ def load_summary(name: str, directory: Path = RECIPES_DIR) -> Summary:
             if isinstance(row.get(key, 0.0), int) and not isinstance(row.get(key), bool):
                 row[key] = float(row[key])  # TOML reads 5 as an int; the printed number is a float
             _require(path, where, row, key, float)
-    existing = set(available_recipes(directory))
+    existing, summaries = set(available_recipes(directory)), set(available_recipes(directory, summaries=True))
     for table in tables:
-        if table in available_recipes(directory, summaries=True):
+        if table in summaries:
             raise ValueError(f"{path}: summary_of names {table!r}, a summary recipe; include table recipes only")
-        if table in existing:
-            recipe = load_recipe(table, directory)
-            for label, selection in SUMMARY_COLUMNS.items():
-                try:
-                    cells = recipe.select(selection)
-                except ValueError as error:
-                    raise ValueError(f"{path}: column {label!r} takes {selection!r} of {table!r}: {error}") from None
-                if label == "k-mixup" and any(int(settings["k"]) < 2 for _, _, settings in recipe.cells()
-                                              if any(name == cell for cell, _ in cells)):
-                    raise ValueError(f"{path}: {table!r}'s k-mixup row has k = 1 cells; Table 1's k-mixup column "
-                                     f"is k > 1 (k = 1 is the 1-mixup row)")
+        if table not in existing:
+            continue
+        recipe = load_recipe(table, directory)
+        for label, selection in SUMMARY_COLUMNS.items():
+            try:
+                names = {name for name, _ in recipe.select(selection)}
+            except ValueError as error:
+                raise ValueError(f"{path}: column {label!r} takes {selection!r} of {table!r}: {error}") from None
+            if label == "k-mixup" and any(settings["k"] < 2 for _, name, settings in recipe.cells() if name in names):
+                raise ValueError(f"{path}: {table!r}'s k-mixup row has k = 1 cells; Table 1's k-mixup column is "
+                                 f"k > 1 (k = 1 is the 1-mixup row)")
     return Summary(name=name, path=path, title=_require(path, "the top level", data, "title", str),
                    source=_require(path, "the top level", data, "source", str), tables=tuple(tables),
                    paper=paper, notes=data.get("notes", ""))
