@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image-benchmark recipes (recipes/*.toml): the directory holding the recipe's dataset")
     p.add_argument("--device", default=None, help="image-benchmark recipes: cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--seeds", type=_positive_int, default=None, help="image-benchmark recipes: seeds per cell "
-                                                                     "(default: the paper's)")
+                                                                     "(default: the paper's); a summary recipe reads "
+                                                                     "runs made with the same --seeds / --epochs")
     p.add_argument("--epochs", type=_positive_int, default=None,
                    help="image-benchmark recipes: epochs (default: the paper's; lr milestones scale with it)")
     p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
@@ -274,9 +275,11 @@ def _list(args) -> int:
     print("".join(f"  {name:16s} {params(model_parameters(name))}\n" for name in available_models()), end="")
     print("methods:      " + ", ".join(METHODS))
     print("reproductions:" + "".join(f"\n  {name:18s} {desc}" for name, (desc, _) in REPRODUCTIONS.items()))
-    from .recipes import available_recipes, load_recipe
+    from .recipes import available_recipes, load_recipe, load_summary
     print("image-benchmark recipes (vicinal reproduce NAME --data-dir DIR):"
           + "".join(f"\n  {name:34s} {load_recipe(name).title}" for name in available_recipes()))
+    print("summaries of recipes (vicinal reproduce NAME: trains nothing, reads the recipes' stored runs):"
+          + "".join(f"\n  {name:34s} {load_summary(name).title}" for name in available_recipes(summaries=True)))
     return 0
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,21 +185,111 @@ class Recipe:
         return out
 
 
-def available_recipes(directory: Path = RECIPES_DIR) -> tuple[str, ...]:
-    """Names of the recipes in ``directory`` (file stems), sorted."""
-    return tuple(sorted(p.stem for p in Path(directory).glob("*.toml")))
+#: The columns of a summary recipe (k-Mixup Table 1): label -> the selection of each included recipe's cells
+#: it takes the best of. Table 1's k-mixup column is k > 1 (its k = 1 is the 1-mixup column).
+SUMMARY_COLUMNS = {"ERM": "ERM", "1-mixup": "1-mixup", "k-mixup": "k-mixup", "16-mixup": "k-mixup k=16"}
+_SUMMARY_KEYS = {"title", "source", "summary_of", "paper", "notes"}
+_SUMMARY_PAPER_KEYS = {"setting", "confidence", *SUMMARY_COLUMNS}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A summary recipe: a published table whose rows summarise other recipes' tables (k-Mixup Table 1).
+
+    ``tables`` names the included recipes in the table's order; ``paper`` maps each to its printed row
+    (``setting``: dataset and architecture as printed, ``confidence``: the printed ± of the row, and the
+    best number of each :data:`SUMMARY_COLUMNS` column, in percent). Integration, no equation.
+    """
+
+    name: str
+    path: Path
+    title: str
+    source: str
+    tables: tuple
+    paper: dict
+    notes: str = ""
+
+
+def load_summary(name: str, directory: Path = RECIPES_DIR) -> Summary:
+    """Read and validate summary recipe ``name``: unknown keys refused by file and key, as :func:`load_recipe`.
+
+    Every ``summary_of`` name needs a ``[paper]`` row and every ``[paper]`` key must be one of them. An included
+    recipe whose file exists must be a table recipe whose rows give every :data:`SUMMARY_COLUMNS` selection
+    (k > 1 in the k-mixup row); one not in ``directory`` yet (written elsewhere) is accepted and reported as
+    missing when the summary runs.
+    """
+    path, data = _read(name, directory, summary=True)
+    _refuse_unknown(path, "the top level", data, _SUMMARY_KEYS)
+    tables = _require(path, "the top level", data, "summary_of", list)
+    if not tables or any(not isinstance(t, str) for t in tables) or len(set(tables)) != len(tables):
+        raise ValueError(f"{path}: summary_of must be a non-empty list of distinct recipe names, got {tables!r}")
+    paper = _require(path, "the top level", data, "paper", dict)
+    stray, unpublished = sorted(set(paper) - set(tables)), [t for t in tables if t not in paper]
+    if stray or unpublished:
+        raise ValueError(f"{path}: [paper] keys must be the recipes of summary_of, one each: "
+                         + "; ".join(filter(None, [stray and f"not in summary_of: {stray}"
+                                                   f"{did_you_mean(stray[0], tables)}",
+                                                   unpublished and f"without a [paper] row: {unpublished}"])))
+    for table, row in paper.items():
+        where = f"[paper.{table!r}]"
+        if not isinstance(row, dict):
+            raise TypeError(f"{path}: {where} must be a table with {sorted(_SUMMARY_PAPER_KEYS)}, got {row!r}")
+        _refuse_unknown(path, where, row, _SUMMARY_PAPER_KEYS)
+        _require(path, where, row, "setting", str)
+        for key in ("confidence", *SUMMARY_COLUMNS):
+            if isinstance(row.get(key, 0.0), int) and not isinstance(row.get(key), bool):
+                row[key] = float(row[key])  # TOML reads 5 as an int; the printed number is a float
+            _require(path, where, row, key, float)
+    existing, summaries = set(available_recipes(directory)), set(available_recipes(directory, summaries=True))
+    for table in tables:
+        if table in summaries:
+            raise ValueError(f"{path}: summary_of names {table!r}, a summary recipe; include table recipes only")
+        if table not in existing:
+            continue
+        recipe = load_recipe(table, directory)
+        for label, selection in SUMMARY_COLUMNS.items():
+            try:
+                names = {name for name, _ in recipe.select(selection)}
+            except ValueError as error:
+                raise ValueError(f"{path}: column {label!r} takes {selection!r} of {table!r}: {error}") from None
+            if label == "k-mixup" and any(settings["k"] < 2 for _, name, settings in recipe.cells() if name in names):
+                raise ValueError(f"{path}: {table!r}'s k-mixup row has k = 1 cells; Table 1's k-mixup column is "
+                                 f"k > 1 (k = 1 is the 1-mixup row)")
+    return Summary(name=name, path=path, title=_require(path, "the top level", data, "title", str),
+                   source=_require(path, "the top level", data, "source", str), tables=tuple(tables),
+                   paper=paper, notes=data.get("notes", ""))
+
+
+def available_recipes(directory: Path = RECIPES_DIR, *, summaries: bool = False) -> tuple[str, ...]:
+    """Names (file stems, sorted) of the table recipes in ``directory``, or with ``summaries=True`` of the
+    summary recipes (files with a top-level ``summary_of``, :func:`load_summary`)."""
+    return tuple(sorted(p.stem for p in Path(directory).glob("*.toml") if _is_summary(p) == summaries))
+
+
+def _is_summary(path: Path) -> bool:
+    # A line-start key, not a parse: a malformed recipe must not break listing the others (loading it names the error).
+    return re.search(r"^\s*summary_of\s*=", path.read_text(), flags=re.M) is not None
 
 
 def load_recipe(name: str, directory: Path = RECIPES_DIR) -> Recipe:
     """Read and validate recipe ``name`` (``<directory>/<name>.toml``); unknown keys refused by file and key."""
-    path = Path(directory) / f"{name}.toml"
-    if not path.is_file():
-        names = available_recipes(directory)
-        raise ValueError(f"unknown recipe {name!r}{did_you_mean(name, names)}; recipes in {directory}: "
-                         f"{', '.join(names) or 'none'}")
-    with path.open("rb") as handle:
-        data = tomllib.load(handle)
+    path, data = _read(name, directory, summary=False)
     return _validate(name, path, data)
+
+
+def _read(name: str, directory: Path, *, summary: bool) -> tuple[Path, dict]:
+    """The path and parsed TOML of recipe ``name``; ValueError naming the valid names when it is not one of its kind."""
+    path = Path(directory) / f"{name}.toml"
+    kind, other = ("summary recipe", "load_recipe") if summary else ("recipe", "load_summary")
+    if not path.is_file():
+        names = available_recipes(directory, summaries=summary)
+        raise ValueError(f"unknown {kind} {name!r}{did_you_mean(name, names)}; {kind}s in {directory}: "
+                         f"{', '.join(names) or 'none'}")
+    if _is_summary(path) != summary:
+        raise ValueError(f"{path} is {'not ' if summary else ''}a summary recipe (top-level 'summary_of'); "
+                         f"read it with {other}")
+    with path.open("rb") as handle:
+        return path, tomllib.load(handle)
 
 
 def _refuse_unknown(path: Path, where: str, table: dict, known: set) -> None:

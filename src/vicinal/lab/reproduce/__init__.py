@@ -44,13 +44,18 @@ def run_reproduction(name: str, *, quick: bool = False, out: str | Path = "docs"
 
     ``recipe`` ("authors", "corrected" or "both", the default) applies to :data:`WITH_RECIPES` only.
     A ``name`` from ``recipes/`` (:func:`vicinal.lab.recipes.available_recipes`) is an image-benchmark
-    table: it needs ``data_dir`` and takes ``device``, ``seeds``, ``epochs`` and ``checkpoint_dir``.
+    table: it needs ``data_dir`` and takes ``device``, ``seeds``, ``epochs`` and ``checkpoint_dir``. A summary
+    recipe (``available_recipes(summaries=True)``) trains nothing: it reads those tables' stores, takes
+    ``seeds`` and ``epochs`` (the detail runs' options) and refuses the others.
     """
     from ..recipes import available_recipes
 
     image_options = dict(device=device, seeds=seeds, epochs=epochs, checkpoint_dir=checkpoint_dir)
     if name in available_recipes():
         return _run_image_recipe(name, quick=quick, out=Path(out), data_dir=data_dir, **image_options)
+    if name in available_recipes(summaries=True):
+        return _run_summary(name, quick=quick, out=Path(out), data_dir=data_dir, device=device, seeds=seeds,
+                            epochs=epochs, checkpoint_dir=checkpoint_dir, recipe=recipe)
     given = [key for key, value in dict(image_options, data_dir=data_dir).items() if value is not None]
     if given and name in REPRODUCTIONS:
         raise ValueError(f"{', '.join(given)} apply to the image-benchmark recipes ({', '.join(available_recipes())}) "
@@ -58,7 +63,7 @@ def run_reproduction(name: str, *, quick: bool = False, out: str | Path = "docs"
     if name not in REPRODUCTIONS:
         from ..suggest import did_you_mean
 
-        valid = (*REPRODUCTIONS, *available_recipes())
+        valid = (*REPRODUCTIONS, *available_recipes(), *available_recipes(summaries=True))
         raise ValueError(f"unknown reproduction {name!r}{did_you_mean(name, valid)}; valid names: {', '.join(valid)}")
     if recipe is not None and recipe not in ("authors", "corrected", "both"):
         raise ValueError(f"recipe must be 'authors', 'corrected' or 'both', got {recipe!r}")
@@ -67,7 +72,7 @@ def run_reproduction(name: str, *, quick: bool = False, out: str | Path = "docs"
                          f"recipe, stated in their sections), got recipe={recipe!r} for {name!r}")
     module = importlib.import_module(f"{__name__}.{REPRODUCTIONS[name][1]}")
     ctx = Context(name=name, quick=quick, out=Path(out), workers=workers, recipe=recipe)
-    return _write_section(ctx, module.reproduce, REPRODUCTIONS)
+    return _write_section(ctx, module.reproduce, _registry())
 
 
 def _write_section(ctx: Context, produce, registry: dict) -> str:
@@ -91,5 +96,32 @@ def _run_image_recipe(name: str, *, quick: bool, out: Path, data_dir, **options)
         raise ValueError(f"recipe {name!r} trains on local image data: pass --data-dir DIR (data_dir=) naming the "
                          f"directory of its dataset (see `vicinal list` for what each dataset reads)")
     ctx = Context(name=name, quick=quick, out=out, workers=1)
-    return _write_section(ctx, lambda c: run_recipe(c, load_recipe(name), data_dir, **options),
-                          {**REPRODUCTIONS, **{n: None for n in available_recipes()}})
+    return _write_section(ctx, lambda c: run_recipe(c, load_recipe(name), data_dir, **options), _registry())
+
+
+def _run_summary(name: str, *, quick: bool, out: Path, seeds, epochs, **refused) -> str:
+    """``vicinal reproduce <summary>``: see :mod:`.recipe_summary` (integration, no paper).
+
+    It trains nothing, so the options of training (``--data-dir``, ``--device``, ``--checkpoint-dir``,
+    ``--recipe``) and ``--quick`` are refused rather than ignored: the data dir a user passes here would
+    not choose which stored runs are read (every data root's are found).
+    """
+    from ..recipes import load_summary
+    from .recipe_summary import summarise
+
+    given = [f"--{key.replace('_', '-')}" for key, value in refused.items() if value is not None] + ["--quick"] * quick
+    if given:
+        raise ValueError(f"{name!r} is a summary of other recipes: it trains nothing and reads the result stores "
+                         f"their runs wrote, so it takes no {', '.join(given)}. Run `vicinal reproduce <recipe> "
+                         f"--data-dir DIR` for each table it includes, then `vicinal reproduce {name}` (with the same "
+                         f"--seeds / --epochs, if any)")
+    ctx = Context(name=name, quick=False, out=out, workers=1)
+    return _write_section(ctx, lambda c: summarise(c, load_summary(name), seeds=seeds, epochs=epochs), _registry())
+
+
+def _registry() -> dict:
+    """Every section the index can hold, in its order: the reproductions, the table recipes, the summaries."""
+    from ..recipes import available_recipes
+
+    return {**REPRODUCTIONS, **{n: None for n in available_recipes()},
+            **{n: None for n in available_recipes(summaries=True)}}

@@ -12,7 +12,7 @@ from vicinal import __version__
 from vicinal.lab.trainer import RANDOMNESS_PROTOCOL
 
 VERDICTS = ("reproduced", "partly reproduced", "reproduced with the authors' recipe only", "not reproduced",
-            "not assessed (quick run)")
+            "not assessed (quick run)", "not assessed (no stored runs)")
 
 #: The rubric every reproduction's verdict follows (docs/reproductions.md prints it; :func:`judge` applies it).
 RUBRIC = (
@@ -52,14 +52,20 @@ class Context:
 
     @property
     def store_path(self) -> Path:
-        """Result store of this reproduction's training runs (resumable)."""
-        path = self.out.parent / "results" / "reproduce" / (f"{self.name}-quick" if self.quick else self.name)
-        path.mkdir(parents=True, exist_ok=True)
-        return path / "results.sqlite"
+        """Result store of this reproduction's training runs (resumable); its folder is created."""
+        path = store_path_of(self.out, self.name, self.quick)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def figure(self, filename: str) -> Path:
         return self.figures_dir / filename
 
+
+
+def store_path_of(out: Path, name: str, quick: bool = False) -> Path:
+    """``<out>/../results/reproduce/<name>[-quick]/results.sqlite``: where reproduction ``name`` stores its runs
+    (nothing is created; a summary reads other reproductions' stores through it)."""
+    return Path(out).parent / "results" / "reproduce" / (f"{name}-quick" if quick else name) / "results.sqlite"
 
 
 @dataclass

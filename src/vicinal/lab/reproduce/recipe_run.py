@@ -11,6 +11,7 @@ the lab (no equation of its own).
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,9 @@ from ..sweep import run_sweep
 from ..trainer import run, run_checkpointed
 from .base import Context, Section, judge, markdown_table, paired_below, paired_ci
 from .runs import calibrated_alphas, cell
+
+#: File beside a recipe's store recording the calibrated alpha_k of each data root (:func:`record_alphas`).
+ALPHA_RECORD = "alpha_k.json"
 
 
 def load_recipe_data(recipe: Recipe, data_dir) -> object:
@@ -65,8 +69,10 @@ def run_recipe(ctx: Context, recipe: Recipe, data_dir, *, device: str | None = N
         calib = calibrated_alphas(data.x_train, sorted({k for k, _ in pairs}), sorted({a for _, a in pairs}),
                                   n_trials=version.alpha_trials)
         alphas = {key: round(calib[key].alpha_k, 6) for key in pairs}
-    runs = version.configs(str(Path(data_dir).expanduser().resolve()), seeds=seeds, epochs=epochs, device=device,
-                           alphas=alphas)
+    root = str(Path(data_dir).expanduser().resolve())
+    if alphas is not None:
+        record_alphas(ctx.store_path, root, alphas)
+    runs = version.configs(root, seeds=seeds, epochs=epochs, device=device, alphas=alphas)
     run_fn = run if checkpoint_dir is None else functools.partial(run_checkpointed, checkpoint_dir=str(checkpoint_dir))
     run_sweep([config for _, _, config in runs], run_fn, store=ctx.store_path, workers=1, progress=not ctx.quick)
     from ..store import ResultStore, config_key
@@ -82,6 +88,38 @@ def run_recipe(ctx: Context, recipe: Recipe, data_dir, *, device: str | None = N
                                  f"which run {name!r} did not store; stored metrics: {sorted(metrics)}")
             values[column.label].setdefault(name, []).append(metrics[column.metric])
     return _section(ctx, recipe, version, values, alphas, data_dir, device, epochs)
+
+
+def record_alphas(store_path, root: str, alphas: dict) -> None:
+    """Keep the alpha_k (k-Mixup Algorithm 1) the runs of data root ``root`` use in ``alpha_k.json`` beside the store.
+
+    A stored config holds alpha_k, not the grid alpha it was calibrated from; with this record a summary
+    (:mod:`.recipe_summary`) rebuilds the configs of calibrated rows without the data. The calibration is
+    seeded, so rerunning the recipe rewrites the same numbers.
+    """
+    path = Path(store_path).parent / ALPHA_RECORD
+    record = _read_alpha_record(path) if path.is_file() else {}
+    record[root] = [[k, alpha, alpha_k] for (k, alpha), alpha_k in sorted(alphas.items())]
+    path.write_text(json.dumps(record, indent=1) + "\n")
+
+
+def recorded_alphas(store_path, root: str) -> dict | None:
+    """``{(k, alpha): alpha_k}`` recorded by :func:`record_alphas` for ``root``, or None when there is none."""
+    path = Path(store_path).parent / ALPHA_RECORD
+    entries = _read_alpha_record(path).get(root) if path.is_file() else None
+    return None if entries is None else {(int(k), float(alpha)): float(alpha_k) for k, alpha, alpha_k in entries}
+
+
+def _read_alpha_record(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not a valid alpha_k record ({error}); delete it and rerun the recipe "
+                         f"(`vicinal reproduce <recipe> --data-dir DIR` finds its stored runs and rewrites it)") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} must map data roots to [k, alpha, alpha_k] lists, got {type(record).__name__}; "
+                         f"delete it and rerun the recipe to rewrite it")
+    return record
 
 
 def claim_checks(recipe: Recipe, claim: Claim, values: dict) -> list[dict]:
@@ -155,7 +193,7 @@ def _section(ctx, recipe, version, values, alphas, data_dir, device, epochs) -> 
             found = claim_checks(version, claim, values)
             name = claim_name(claim, found[0] if len(found) == 1 else None)
             checks[claim.main, name] = all(c["holds"] for c in found)
-            detail += [[_comparison(c), _difference(c, columns), "holds" if c["holds"] else "fails"] for c in found]
+            detail += [[_comparison(c), difference_text(c, columns), "holds" if c["holds"] else "fails"] for c in found]
         main = {name: ok for (is_main, name), ok in checks.items() if is_main}
         verdict, reason = judge(main, {name: ok for (is_main, name), ok in checks.items() if not is_main})
         if len(detail) > len(checks):  # some claim makes several comparisons: show each
@@ -178,7 +216,9 @@ def _comparison(check: dict) -> str:
     return f"{check['better']} ({better_column}) < {check['worse']} ({worse_column})"
 
 
-def _difference(check: dict, columns) -> str:
+def difference_text(check: dict, columns) -> str:
+    """A :func:`claim_checks` comparison's paired difference as 'mean ± 95% half-width' (percent points where its
+    column is in percent)."""
     percent = next(c.percent for c in columns if c.label == check["columns"][0])
     scale = 100.0 if percent else 1.0
     mean, half = check["difference"]
