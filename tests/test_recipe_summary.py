@@ -152,8 +152,8 @@ def test_summary_reads_the_best_cells_and_judges_each_table(tmp_path):
     assert "data root `/elsewhere/cifar`, device cuda:1" in text
     assert (f"- `kmixup-table12b-svhn`: 0 of 52 runs stored in {store_path_of(out, 'kmixup-table12b-svhn')}. Produce "
             f"them with `vicinal reproduce kmixup-table12b-svhn --data-dir DIR --seeds 2 --epochs 3`") in text
-    assert ("- `kmixup-table11b-cifar10-wideresnet`: no recipes/kmixup-table11b-cifar10-wideresnet.toml in this "
-            "checkout yet") in text
+    assert ("- `kmixup-table11b-cifar10-wideresnet`: no result store at "
+            f"{store_path_of(out, 'kmixup-table11b-cifar10-wideresnet')}") in text
     assert ("- `kmixup-table3-tiny-imagenet`: no result store at "
             f"{store_path_of(out, 'kmixup-table3-tiny-imagenet')}. Produce them with `vicinal reproduce "
             "kmixup-table3-tiny-imagenet --data-dir DIR --seeds 2 --epochs 3`") in text
