@@ -34,6 +34,13 @@ SCHEDULES = ("constant", "step", "multistep", "cosine")
 #: the batch's mean pair weight: eq. 2's per-pair weighting is lost; kept to reproduce their recipe).
 REDUCTIONS = ("mean", "normalized", "sum", "mean_times_mean_weight")
 LOOPS = ("host", "device")
+#: Methods that refuse ``label_smoothing``, and why: their targets are set by their own equations.
+SMOOTHING_REFUSED = {
+    "modified_data": "its targets are already Carratino et al.'s eq. 20 shrinkage towards the mean label, a label "
+                     "smoothing of weight 1 - theta_bar set by alpha",
+    "approx_mixup": "Carratino et al.'s Theorem 2 risk is derived for the modified data of eq. 20, whose targets "
+                    "alpha already smooths",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,10 @@ class RunConfig:
     ``loop = "device"`` trains with the training set held on ``device`` ("cpu", "cuda", "cuda:N"), bf16
     autocast on CUDA and, with ``crop_flip``, random crops (pad 4) and flips drawn on the device
     (:mod:`vicinal.lab.device_loop`); the default ``"host"`` loop is the CPU trainer.
+
+    ``label_smoothing`` (s in [0, 1)) trains classification against smoothed class targets
+    (1 - s) onehot(y) + s / C (Szegedy et al. 2016, Sec. 7): ERM's cross-entropy, and the targets the
+    mixing methods interpolate (Carratino et al. 2020, Fig. 7 compares ERM with and without it).
     """
 
     dataset: str = "spirals"
@@ -95,6 +106,7 @@ class RunConfig:
     loop: str = "host"
     device: str = "cpu"
     crop_flip: bool = False
+    label_smoothing: float = 0.0
 
     def __post_init__(self):
         self._normalise_types()
@@ -128,6 +140,7 @@ class RunConfig:
                              f"two disjoint blocks, but batch_size={self.batch_size}; use k <= "
                              f"{max(self.batch_size // 2, 1)} or a larger batch_size")
         self._check_loop()
+        self._check_label_smoothing()
         if not self.mix_layers:
             raise ValueError("mix_layers must be a non-empty list of stage boundaries (0 = input), got []")
         for boundary in self.mix_layers:
@@ -152,6 +165,16 @@ class RunConfig:
         if self.loop == "device" and self.method in ("modified_data", "approx_mixup"):
             raise ValueError(f"method {self.method!r} trains from statistics held on the host; use loop='host' for it "
                              f"(the device loop runs erm, mixup, local_mixup and kmixup)")
+
+    def _check_label_smoothing(self) -> None:
+        """Label smoothing (Szegedy et al. 2016) for the methods that train on class targets as given."""
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}; 0.1 is the usual "
+                             f"amount (Szegedy et al. 2016), 0 turns it off")
+        if self.label_smoothing > 0 and self.method in SMOOTHING_REFUSED:
+            raise ValueError(f"label_smoothing={self.label_smoothing!r} has no meaning for method {self.method!r}: "
+                             f"{SMOOTHING_REFUSED[self.method]}; set label_smoothing=0, or use method 'erm' or "
+                             f"one of {', '.join(MIXING_METHODS)}")
 
     def _normalise_types(self) -> None:
         """Refuse a wrong-typed setting by name (``truncate = "yes"`` is not true) and store numbers in one
@@ -201,10 +224,11 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (tuples become lists).
 
-        The device-loop settings are left out at their defaults, so that every run stored before they
-        existed keeps its config hash (``from_dict`` fills them back in)."""
+        The settings added after runs were first stored (device loop, label smoothing) are left out at
+        their defaults, so that every run stored before they existed keeps its config hash (``from_dict``
+        fills them back in)."""
         values = {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
-        for name, default in _LOOP_DEFAULTS.items():
+        for name, default in _LATER_DEFAULTS.items():
             if values[name] == default:
                 del values[name]
         return values
@@ -216,8 +240,10 @@ class RunConfig:
 
 
 _FLOAT_LISTS = ("noise_stds", "fgsm_eps")
-#: The device-loop settings, left out of ``to_dict`` at their defaults (the dataclass's own) so older hashes stay.
-_LOOP_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name in ("loop", "device", "crop_flip")}
+#: Settings added after runs were first stored (the device loop, label smoothing), left out of ``to_dict`` at
+#: their defaults (the dataclass's own) so older hashes stay.
+_LATER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)
+                   if f.name in ("loop", "device", "crop_flip", "label_smoothing")}
 
 
 def _known_params(kind: str, name: str, params: dict, accepted_by) -> dict:
@@ -296,7 +322,8 @@ def make_graph(config: RunConfig) -> v.LocalityGraph:
 
 def make_mixer(config: RunConfig, num_classes: int | None) -> v.Mixer | None:
     """The mixer of a mixing method (Mixup / LocalMixup / KMixup), or None for the other methods."""
-    common = dict(alpha=config.alpha, num_classes=num_classes, lam_mode=config.lam_mode, truncate=config.truncate)
+    common = dict(alpha=config.alpha, num_classes=num_classes, lam_mode=config.lam_mode, truncate=config.truncate,
+                  label_smoothing=config.label_smoothing)
     if config.method == "mixup":
         return v.Mixup(**common)
     if config.method == "local_mixup":
@@ -368,6 +395,8 @@ def unused_settings(config: dict[str, Any]) -> set[str]:
         unused.add("approx_estimator")
     if method == "erm":
         unused.add("alpha")
+    if method in SMOOTHING_REFUSED:
+        unused.add("label_smoothing")
     return unused
 
 

@@ -1,8 +1,8 @@
 """A sweep's configs in batches: :func:`batch_group_key` groups them, :func:`run_batch` trains each group.
 
 Not batched (:func:`run_batch` trains them one at a time with ``trainer.train`` and logs why):
-``approx_mixup``, manifold mixing (``mix_layers`` other than ``[0]``), and models with layers that
-have no stacked form, BatchNorm above all (:class:`UnsupportedModelError`).
+``approx_mixup``, manifold mixing (``mix_layers`` other than ``[0]``), the device loop, label smoothing,
+and models with layers that have no stacked form, BatchNorm above all (:class:`UnsupportedModelError`).
 """
 
 from __future__ import annotations
