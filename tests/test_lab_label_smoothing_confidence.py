@@ -161,3 +161,14 @@ def test_trained_runs_store_plain_and_rescaled_confidence():
         histogram = metrics[f"{prefix}confidence_histogram"]
         assert len(histogram) == 20 and sum(histogram) == len(load_dataset("moons", seed=0).y_test)
         assert sum(histogram[:10]) == 0
+
+
+def test_library_mean_confidence_reads_probabilities_and_refuses_other_rows():
+    from vicinal.metrics import mean_confidence
+
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.3, 0.3, 0.4]], dtype=torch.float64)
+    assert mean_confidence(probs) == pytest.approx((0.7 + 0.4) / 2, abs=1e-15)
+    with pytest.raises(ValueError, match="predictions must be probabilities.*from_logits=True"):
+        mean_confidence(torch.tensor([[2.0, -1.0]]))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        mean_confidence(torch.tensor([[math.nan, 1.0]]), from_logits=True)
