@@ -76,6 +76,7 @@ def _bool_flag_calls():
         v.approximate_mixup_loss: lambda **kw: v.approximate_mixup_loss(model, x.double(), Y, alpha=1.0, stats=s, **kw),
         **{fn: (lambda fn=fn: lambda **kw: fn(probs, Y % 3, **kw))() for fn in
            (metrics.error_rate, metrics.nll, metrics.ece, metrics.mce, metrics.adaptive_ece, metrics.reliability_data)},
+        metrics.mean_confidence: lambda **kw: metrics.mean_confidence(probs, **kw),
     }
 
 

@@ -505,3 +505,17 @@ def test_heatmap_of_one_value_keeps_its_colour_bar_at_the_value(tmp_path):
     image = fig.axes[0].images[0]
     low, high = image.get_clim()
     assert low == 0.0 and high > 0.0
+
+
+def test_confidence_histogram_figure_draws_each_models_fractions(tmp_path):
+    counts = {"erm": [0, 0, 1, 9], "Mixup": [0, 4, 4, 2]}
+    fig = plots.plot_confidence_histograms(counts, tmp_path / "fig7.png")
+    assert (tmp_path / "fig7.png").is_file()
+    for ax, expected in zip(fig.axes, counts.values()):
+        heights = [patch.get_height() for patch in ax.patches]
+        assert heights == pytest.approx(np.array(expected) / sum(expected))
+        assert [patch.get_x() for patch in ax.patches] == pytest.approx([0.0, 0.25, 0.5, 0.75])
+    with pytest.raises(ValueError, match=r"histograms\['b'\] has length 3 but histograms\['a'\] has length 2"):
+        plots.plot_confidence_histograms({"a": [1, 2], "b": [1, 2, 3]}, tmp_path / "bad.png")
+    with pytest.raises(ValueError, match=r"histograms\['a'\] must be counts >= 0 with a positive total"):
+        plots.plot_confidence_histograms({"a": [0, 0]}, tmp_path / "bad.png")

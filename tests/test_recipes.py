@@ -95,7 +95,8 @@ def test_the_shipped_recipes_cover_the_tables_and_carry_the_printed_numbers():
             "kmixup-table2-mnist", "kmixup-table3-tiny-imagenet", "kmixup-table10-cifar10",
             "kmixup-table11a-cifar10-densenet", "kmixup-table11b-cifar10-wideresnet", "kmixup-table12a-cifar100",
             "kmixup-table12b-svhn", "kmixup-table6-cifar10-noise", "kmixup-table7a-cifar10-fgsm",
-            "kmixup-table7b-mnist-fgsm", "carratino-fig4-6-cifar10-resnet34", "carratino-fig4-6-cifar100-resnet34"} <= names
+            "kmixup-table7b-mnist-fgsm", "carratino-fig4-6-cifar10-resnet34", "carratino-fig4-6-cifar100-resnet34",
+            "carratino-fig7-cifar10-lenet"} <= names
     table2 = load_recipe("kmixup-table2-mnist")
     assert len(table2.paper) == 1 + 7 * 7  # ERM + the 7 x 7 grid
     assert table2.paper["k-mixup k=64 alpha=10.0"] == 0.66 and table2.paper["1-mixup alpha=0.2"] == 0.76
@@ -172,6 +173,9 @@ def test_every_recipe_runs_end_to_end_quick(tmp_path, name):
         assert "the paper prints no numbers" in text
     assert 0 <= float(line.group(1)) <= (100 if recipe.table_columns()[0].percent else 1e6)
     assert (tmp_path / "docs" / "reproductions-quick" / f"{name}.md").is_file()
+    if recipe.histogram:  # the figure of the stored histograms (Carratino Fig. 7)
+        assert f"![{name}-histograms](figures-quick/{name}-histograms.png)" in text
+        assert (tmp_path / "docs" / "figures-quick" / f"{name}-histograms.png").is_file()
     # Resumable: a second call trains nothing new and reports the same table.
     assert run_reproduction(name, quick=True, out=tmp_path / "docs", data_dir=root).split("**Compute")[0] == \
         text.split("**Compute")[0]
@@ -230,3 +234,28 @@ def test_full_recipe_from_the_command_line_judges_its_claims_and_resumes(tmp_pat
 def _stored_runs(tmp_path) -> int:
     with ResultStore(tmp_path / "results" / "reproduce" / "local-table1-svhn" / "results.sqlite", read_only=True) as store:
         return len(list(store.rows()))
+
+
+def test_fig7_recipe_keeps_approximate_mixup_on_the_host_loop():
+    recipe = load_recipe("carratino-fig7-cifar10-lenet")
+    runs = {name: config for name, _, config in recipe.configs("/data", seeds=1, device="cuda")}
+    assert runs["ERM"]["device"] == "cuda" and runs["Mixup"]["loop"] == "device"
+    assert runs["ERM + label smoothing"]["label_smoothing"] == 0.1 and "label_smoothing" not in runs["ERM"]
+    approx = runs["approximate Mixup"]
+    assert "loop" not in approx and "device" not in approx and approx["approx_estimator"] == "stochastic"
+    assert runs["Mixup"]["alpha"] == approx["alpha"] == 1.0
+    assert [r["milestones"] for r in runs.values()] == [[100]] * 4 and runs["ERM"]["lr"] == 0.01
+    main = [c for c in recipe.claims if c.main]
+    assert len(main) == 1 and (main[0].better, main[0].worse) == ("Mixup", "ERM + label smoothing")
+    assert {(c.better, c.worse) for c in recipe.claims} >= {("ERM + label smoothing", "ERM"),
+                                                           ("approximate Mixup", "ERM")}
+    assert all(pair == ("mean confidence", "mean confidence") for c in recipe.claims for pair in c.column_pairs)
+
+
+def test_device_is_refused_by_a_recipe_without_device_loop_runs(tmp_path):
+    text = (RECIPES_DIR / "carratino-fig7-cifar10-lenet.toml").read_text()
+    (tmp_path / "host.toml").write_text(text.replace('loop = "device"', 'loop = "host"'))
+    recipe = load_recipe("host", tmp_path)
+    with pytest.raises(ValueError, match="every run on the host loop.*leave --device out"):
+        recipe.configs("/data", seeds=1, device="cuda")
+    assert len(recipe.configs("/data", seeds=1, device="cpu")) == 4

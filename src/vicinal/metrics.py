@@ -1,4 +1,4 @@
-r"""Classification and calibration metrics: error rate, NLL, ECE, MCE, adaptive ECE, reliability data.
+r"""Classification and calibration metrics: error rate, NLL, ECE, MCE, adaptive ECE, mean confidence, reliability data.
 
 Carratino et al. 2020, Sec. 5 (Fig. 4, 5, 7, 9; Table 2) report test accuracy, cross-entropy,
 expected calibration error (ECE) and histograms of the confidence of predictions. The binned
@@ -92,6 +92,27 @@ def _confidence_and_correct(predictions, targets, from_logits):
     confidence, predicted = probs.max(dim=1)
     correct = (predicted == dense.argmax(dim=1)).to(torch.float64)
     return confidence.cpu().numpy(), correct.cpu().numpy()
+
+
+def mean_confidence(predictions: torch.Tensor, *, from_logits: bool = False) -> float:
+    r"""Mean top-class probability :math:`\frac1N \sum_i \max_c p_{ic}` (the "avg. confidence" of Guo et al. 2017).
+
+    Carratino et al. 2020, Fig. 7 and 9: ERM predicts with high confidence, label smoothing and Mixup
+    with less. :func:`reliability_data` gives the histogram of the same confidences.
+
+    Parameters
+    ----------
+    predictions : Tensor (N, C)
+        Probabilities, or logits with ``from_logits=True``.
+    from_logits : bool
+        Apply softmax to ``predictions`` first.
+
+    Returns
+    -------
+    float
+        Mean confidence in [1 / C, 1].
+    """
+    return float(_probabilities(predictions, from_logits).max(dim=1).values.mean())
 
 
 def error_rate(predictions: torch.Tensor, targets: torch.Tensor, *, from_logits: bool = False) -> float:

@@ -35,6 +35,13 @@ SCHEDULES = ("constant", "step", "multistep", "cosine")
 #: the batch's mean pair weight: eq. 2's per-pair weighting is lost; kept to reproduce their recipe).
 REDUCTIONS = ("mean", "normalized", "sum", "mean_times_mean_weight")
 LOOPS = ("host", "device", "loader")
+#: Methods that refuse ``label_smoothing``, and why: their targets are set by their own equations.
+SMOOTHING_REFUSED = {
+    "modified_data": "its targets are already Carratino et al.'s eq. 20 shrinkage towards the mean label, a label "
+                     "smoothing of weight 1 - theta_bar set by alpha",
+    "approx_mixup": "Carratino et al.'s Theorem 2 risk is derived for the modified data of eq. 20, whose targets "
+                    "alpha already smooths",
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,10 @@ class RunConfig:
     evaluated on all 19 corruptions x 5 severities, plain and rescaled, averaged as in Carratino et al.
     2020, Fig. 5 (over the 95 sets) and Fig. 6 (per severity): see :mod:`vicinal.lab.corrupted_eval`.
     The files are checked when the run starts. Empty (the default): no corrupted evaluation.
+
+    ``label_smoothing`` (s in [0, 1)) trains classification against smoothed class targets
+    (1 - s) onehot(y) + s / C (Szegedy et al. 2016, Sec. 7): ERM's cross-entropy, and the targets the
+    mixing methods interpolate (Carratino et al. 2020, Fig. 7 compares ERM with and without it).
     """
 
     dataset: str = "spirals"
@@ -120,6 +131,7 @@ class RunConfig:
     crop_flip: bool = False
     workers: int = 0
     compile_model: bool = False
+    label_smoothing: float = 0.0
 
     def __post_init__(self):
         self._normalise_types()
@@ -154,6 +166,7 @@ class RunConfig:
                              f"{max(self.batch_size // 2, 1)} or a larger batch_size")
         self._check_loop()
         self._check_eval_corrupted()
+        self._check_label_smoothing()
         if not self.mix_layers:
             raise ValueError("mix_layers must be a non-empty list of stage boundaries (0 = input), got []")
         for boundary in self.mix_layers:
@@ -199,6 +212,16 @@ class RunConfig:
             raise ValueError(f"eval_corrupted evaluates on CIFAR-10-C / CIFAR-100-C, the corrupted CIFAR-10 / CIFAR-100 "
                              f"test images, so it needs dataset 'cifar10' (with CIFAR-10-C) or 'cifar100' (with "
                              f"CIFAR-100-C), got dataset {self.dataset!r}; leave eval_corrupted empty for it")
+
+    def _check_label_smoothing(self) -> None:
+        """Label smoothing (Szegedy et al. 2016) for the methods that train on class targets as given."""
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}; 0.1 is the usual "
+                             f"amount (Szegedy et al. 2016), 0 turns it off")
+        if self.label_smoothing > 0 and self.method in SMOOTHING_REFUSED:
+            raise ValueError(f"label_smoothing={self.label_smoothing!r} has no meaning for method {self.method!r}: "
+                             f"{SMOOTHING_REFUSED[self.method]}; set label_smoothing=0, or use method 'erm' or "
+                             f"one of {', '.join(MIXING_METHODS)}")
 
     def _normalise_types(self) -> None:
         """Refuse a wrong-typed setting by name (``truncate = "yes"`` is not true) and store numbers in one
@@ -248,9 +271,9 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (tuples become lists).
 
-        The settings added after runs were first stored (the loops', ``eval_corrupted``) are left out at
-        their defaults, so that every run stored before they existed keeps its config hash (``from_dict``
-        fills them back in)."""
+        The settings added after runs were first stored (the loops', ``eval_corrupted``, label smoothing) are
+        left out at their defaults, so that every run stored before they existed keeps its config hash
+        (``from_dict`` fills them back in)."""
         values = {key: list(value) if isinstance(value, tuple) else value for key, value in dataclasses.asdict(self).items()}
         for name, default in _LATER_DEFAULTS.items():
             if values[name] == default:
@@ -267,7 +290,8 @@ _FLOAT_LISTS = ("noise_stds", "fgsm_eps")
 #: Settings added after runs were stored, left out of ``to_dict`` at their defaults (the dataclass's own) so
 #: older hashes stay.
 _LATER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)
-                   if f.name in ("loop", "device", "crop_flip", "workers", "compile_model", "eval_corrupted")}
+                   if f.name in ("loop", "device", "crop_flip", "workers", "compile_model", "eval_corrupted",
+                                 "label_smoothing")}
 
 
 def _known_params(kind: str, name: str, params: dict, accepted_by) -> dict:
@@ -351,7 +375,7 @@ def make_mixer(config: RunConfig, num_classes: int | None, *, check_finite: bool
     warning), each a host synchronisation on a GPU; the trainer turns them off on CUDA only (see _Step).
     """
     common = dict(alpha=config.alpha, num_classes=num_classes, lam_mode=config.lam_mode, truncate=config.truncate,
-                  check_finite=check_finite)
+                  check_finite=check_finite, label_smoothing=config.label_smoothing)
     if config.method == "mixup":
         return v.Mixup(**common)
     if config.method == "local_mixup":
@@ -423,6 +447,8 @@ def unused_settings(config: dict[str, Any]) -> set[str]:
         unused.add("approx_estimator")
     if method == "erm":
         unused.add("alpha")
+    if method in SMOOTHING_REFUSED:
+        unused.add("label_smoothing")
     return unused
 
 

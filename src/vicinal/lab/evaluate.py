@@ -1,6 +1,6 @@
 """Test-time evaluation of a trained model: error, NLL, calibration, robustness.
 
-Metrics of Carratino et al. 2020 (Sec. 5: error, NLL, ECE) and the robustness protocol of
+Metrics of Carratino et al. 2020 (Sec. 5: error, NLL, ECE; Fig. 7: confidence of the predictions) and the robustness protocol of
 Greenewald et al. 2023 (Tables 6-7: additive Gaussian noise, white-box FGSM).
 """
 
@@ -45,13 +45,21 @@ def probability_fn(model: torch.nn.Module):
 
 
 def classification_metrics(logits: torch.Tensor, y: torch.Tensor, *, n_bins: int, prefix: str = "test_") -> dict:
-    """Error, NLL, ECE, MCE and adaptive ECE of logits against index labels, as a flat dict of floats."""
+    """Error, NLL, ECE, MCE, adaptive ECE and confidence of logits against index labels, as a flat dict.
+
+    Floats, but for ``confidence_histogram``: the counts of the top-class probability in ``n_bins``
+    equal-width bins on [0, 1] (bins ``(lo, hi]``, :func:`vicinal.metrics.reliability_data`), a list of
+    ints from which Carratino et al. 2020's Fig. 7 is drawn; ``mean_confidence`` is its mean.
+    """
     return {
         f"{prefix}error": metrics.error_rate(logits, y, from_logits=True),
         f"{prefix}nll": metrics.nll(logits, y, from_logits=True),
         f"{prefix}ece": metrics.ece(logits, y, n_bins=n_bins, from_logits=True),
         f"{prefix}mce": metrics.mce(logits, y, n_bins=n_bins, from_logits=True),
         f"{prefix}adaptive_ece": metrics.adaptive_ece(logits, y, n_bins=n_bins, from_logits=True),
+        f"{prefix}mean_confidence": metrics.mean_confidence(logits, from_logits=True),
+        f"{prefix}confidence_histogram": [int(count) for count in
+                                          metrics.reliability_data(logits, y, n_bins=n_bins, from_logits=True).counts],
     }
 
 

@@ -13,6 +13,8 @@ Cell names: a row's label, then ``axis=value`` for each grid axis in the grid's 
 several metrics of the same runs (robustness at several noise levels, plain and rescaled
 prediction) lists them in ``columns`` (label -> stored metric); its ``[paper]`` keys are then
 ``"cell | column"``. Without ``columns`` the one column is ``metric`` and ``[paper]`` keys are cells.
+``histogram`` names a stored list metric of bin counts on [0, 1] (``"test_confidence_histogram"``): the
+section then draws it per cell, summed over seeds (Carratino et al. Fig. 7).
 
 A claim compares the best cell (lowest mean) of one selection of cells with the best of another,
 paired over seeds, and holds when the 95% CI of the paired difference lies below 0. A selection is
@@ -40,7 +42,7 @@ from .sweep.spec import tomllib
 RECIPES_DIR = Path(__file__).resolve().parents[3] / "recipes"
 
 _TOP_KEYS = {"title", "source", "dataset", "seeds", "metric", "columns", "run", "rows", "paper", "claims", "quick",
-             "notes", "alpha_trials"}
+             "notes", "alpha_trials", "histogram"}
 _ROW_KEYS = {"label", "method", "settings", "grid", "calibrate_alpha"}
 _QUICK_KEYS = {"run", "grid", "seeds", "alpha_trials"}
 _CLAIM_KEYS = {"better", "worse", "main", "columns", "better_column", "worse_column", "each"}
@@ -113,6 +115,7 @@ class Recipe:
     alpha_trials: int = 2000
     columns: tuple = ()  # Column; empty: one column, ``metric``
     named_columns: bool = False  # whether ``[paper]`` keys name a column ("cell | column")
+    histogram: str = ""  # a stored list metric of bin counts on [0, 1], drawn per cell; "" draws nothing
 
     def table_columns(self) -> tuple[Column, ...]:
         """The table's columns: ``columns``, or the one column ``metric``."""
@@ -165,7 +168,14 @@ class Recipe:
 
         ``alphas`` maps (k, alpha) to the calibrated alpha_k of rows with ``calibrate_alpha``. A ``[run]``
         string containing ``{data_dir}`` gets ``root`` there (a second data set beside the first one).
+        ``device`` moves the device- and loader-loop runs; a row that sets ``loop = "host"`` (a method those
+        loops cannot train, such as ``approx_mixup``) stays on the CPU, and a recipe without any such run
+        refuses ``device`` other than "cpu".
         """
+        if device is not None and device != "cpu" and not any(
+                {**self.run, **settings}.get("loop", "host") != "host" for _, _, settings in self.cells()):
+            raise ValueError(f"recipe {self.name!r} trains every run on the host loop (CPU); device={device!r} has "
+                             f"nothing to move: leave --device out")
         out = []
         for row, name, settings in self.cells():
             settings = dict(settings)
@@ -179,7 +189,7 @@ class Recipe:
                 if epochs is not None:
                     values["epochs"] = epochs
                     values["milestones"] = [m * epochs // self.run["epochs"] for m in self.run.get("milestones", ())]
-                if device is not None:
+                if device is not None and values.get("loop", "host") != "host":
                     values["device"] = device
                 out.append((name, seed, canonical_config(values)))
         return out
@@ -340,7 +350,8 @@ def _validate(name: str, path: Path, data: dict) -> Recipe:
                     metric=data.get("metric", "test_error"), run=run, rows=tuple(rows),
                     paper=_require(path, "the top level", data, "paper", dict),
                     claims=tuple(data.get("claims", ())), quick=quick, notes=data.get("notes", ""),
-                    alpha_trials=data.get("alpha_trials", 2000))
+                    alpha_trials=data.get("alpha_trials", 2000),
+                    histogram=_require(path, "the top level", data, "histogram", str) if "histogram" in data else "")
     if "columns" in data:
         if "metric" in data:
             raise ValueError(f"{path}: give either 'metric' (one column) or 'columns' (label -> metric), not both")

@@ -101,6 +101,9 @@ class _Step:
     def __init__(self, config: RunConfig, model, dataset: Dataset, stats):
         self.config, self.model, self.stats = config, model, stats
         self.num_classes = dataset.num_classes
+        if config.label_smoothing > 0 and dataset.num_classes is None:
+            raise ValueError(f"label_smoothing={config.label_smoothing!r} smooths class targets, but dataset "
+                             f"{config.dataset!r} is a regression set (float targets); set label_smoothing=0")
         # Per-step value checks read tensors back to the host: on CUDA that stalls every step. There the data
         # were checked when loaded, a NaN loss still ends the run as diverged (one read per epoch), and an
         # epoch whose mean loss is exactly 0 warns (zero_loss_warning): the silent-zero guard moves per epoch.
@@ -128,7 +131,8 @@ class _Step:
             outputs = model(x)
             if self.num_classes is None:
                 return v.squared_error(outputs, y).mean()
-            return F.cross_entropy(outputs, y)
+            # torch's label_smoothing is Szegedy et al.'s (1 - s) one-hot + s / C, the mixers' convention.
+            return F.cross_entropy(outputs, y, label_smoothing=config.label_smoothing)
         if config.method == "modified_data":
             x_mod, y_mod = modified_data(x, y, stats=self.stats, alpha=config.alpha)
             outputs = model(x_mod)

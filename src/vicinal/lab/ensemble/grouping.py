@@ -2,7 +2,7 @@
 
 Not batched (:func:`run_batch` trains them one at a time with ``trainer.train`` and logs why):
 ``approx_mixup``, manifold mixing (``mix_layers`` other than ``[0]``), the device and loader loops
-(``loop`` other than "host"), and models with layers that have no stacked form, BatchNorm above all
+(``loop`` other than "host"), label smoothing, and models with layers that have no stacked form, BatchNorm above all
 (:class:`UnsupportedModelError`).
 """
 

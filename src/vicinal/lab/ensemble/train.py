@@ -44,13 +44,16 @@ MEMORY_BUDGET = 2 * 1024 ** 3
 
 
 def sequential_reason(config: RunConfig) -> str | None:
-    """Why ``config`` cannot join a batch (method or manifold mixing), or None when it can."""
+    """Why ``config`` cannot join a batch (method, manifold mixing, device loop, label smoothing), or None."""
     if config.method not in BATCHED_METHODS:
         return f"method {config.method!r} is not batched (batched methods: {', '.join(BATCHED_METHODS)})"
     if config.method in MIXING_METHODS and tuple(config.mix_layers) != (0,):
         return f"manifold mixing (mix_layers={list(config.mix_layers)}) is not batched; only input mixing [0] is"
     if config.loop != "host":
         return f"loop={config.loop!r} trains one run at a time on {config.device} (the trainer's device or loader loop)"
+    if config.label_smoothing > 0:
+        return (f"label smoothing (label_smoothing={config.label_smoothing:g}) is not batched: the stacked step "
+                f"interpolates plain one-hot targets")
     return None
 
 

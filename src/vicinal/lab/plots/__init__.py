@@ -4,7 +4,7 @@ from .decision_boundaries import plot_decision_boundaries
 from .heatmap import plot_heatmap
 from .matching_distribution import plot_matching_distribution
 from .metric_vs_param import plot_metric_vs_param
-from .reliability import plot_reliability
+from .reliability import plot_confidence_histograms, plot_reliability
 from .series import plot_series
 from .style import METHOD_COLORS, METHOD_LABELS, method_colors, method_label
 from .training_curves import plot_curves
@@ -18,6 +18,7 @@ __all__ = [
     "plot_heatmap",
     "plot_decision_boundaries",
     "plot_reliability",
+    "plot_confidence_histograms",
     "plot_curves",
     "plot_series",
     "plot_matching_distribution",

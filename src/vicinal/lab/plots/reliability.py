@@ -1,4 +1,5 @@
-"""Reliability diagrams with confidence histograms and the ECE of each model (Carratino et al. Fig. 9)."""
+"""Reliability diagrams with confidence histograms and the ECE of each model (Carratino et al. Fig. 9), and
+confidence histograms alone (Carratino et al. Fig. 7)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from .style import (
     _PathLike, _figure, _float_array, _float_vector, _mapping, _png_path, _save, method_colors, method_label,
 )
 
-__all__ = ["plot_reliability"]
+__all__ = ["plot_reliability", "plot_confidence_histograms"]
 
 
 _RELIABILITY_KEYS = ("bin_edges", "confidence", "accuracy", "counts")
@@ -75,6 +76,66 @@ def plot_reliability(
     axes[1, 0].set_ylabel("fraction of\nsamples")
     axes[0, 0].legend(loc="upper left", fontsize=8)
     fig.suptitle(title or "Reliability diagrams (bars: accuracy per confidence bin)")
+    return _save(fig, png)
+
+
+def plot_confidence_histograms(
+    histograms: Mapping[str, Sequence[float]],
+    path: _PathLike,
+    *,
+    title: str | None = None,
+    dpi: int = 100,
+) -> Figure:
+    """Plot the histogram of the confidence of test predictions of each model, one panel each.
+
+    Reproduces Carratino et al. (2020, Fig. 7): the fraction of test samples whose top-class
+    probability falls in each of ``n_bins`` equal-width bins on [0, 1] (bins ``(lo, hi]``, as in
+    :func:`vicinal.metrics.reliability_data`), for ERM, label smoothing, Mixup and approximate Mixup.
+
+    Parameters
+    ----------
+    histograms : mapping of str to sequence of float
+        Panel label (a method key or any name) to the sample counts per bin (e.g. the stored
+        ``test_confidence_histogram``, or its sum over seeds); every entry has the same number of bins.
+    path : str or os.PathLike
+        Output ``.png`` file; missing parent directories are created.
+    title : str, optional
+        Figure title; by default "Confidence of the test predictions".
+    dpi : int, default 100
+        Resolution; the PNG is ``(2.8 n_models + 0.6) x 2.8`` inches times `dpi` pixels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The saved figure.
+
+    Raises
+    ------
+    ValueError
+        If the entries have different numbers of bins, a count is negative or NaN, or all of an entry's counts are 0.
+    TypeError
+        If `histograms` is not a mapping.
+    """
+    png = _png_path(path)
+    histograms = _mapping("histograms", histograms)
+    first = next(iter(histograms))
+    n_bins = len(_float_array(f"histograms[{first!r}]", histograms[first], ndim=1))
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    data = {}
+    for key, counts in histograms.items():
+        counts = _float_vector(f"histograms[{key!r}]", counts, f"histograms[{first!r}]", n_bins)
+        if (counts < 0).any() or counts.sum() == 0:
+            raise ValueError(f"histograms[{key!r}] must be counts >= 0 with a positive total, got {counts}")
+        data[key] = {"bin_edges": edges, "counts": counts}
+    colors = method_colors(list(data))
+    fig = _figure(2.8 * len(data) + 0.6, 2.8, dpi)
+    axes = fig.subplots(1, len(data), sharey=True, squeeze=False)[0]
+    for ax, (key, panel) in zip(axes, data.items()):
+        _draw_confidence_histogram(ax, panel, colors[key])
+        ax.set_title(method_label(key), fontsize=10)
+        ax.set_xlabel("confidence")
+    axes[0].set_ylabel("fraction of samples")
+    fig.suptitle(title or "Confidence of the test predictions")
     return _save(fig, png)
 
 

@@ -87,7 +87,29 @@ def run_recipe(ctx: Context, recipe: Recipe, data_dir, *, device: str | None = N
                 raise ValueError(f"recipe {recipe.name!r}: column {column.label!r} reads metric {column.metric!r}, "
                                  f"which run {name!r} did not store; stored metrics: {sorted(metrics)}")
             values[column.label].setdefault(name, []).append(metrics[column.metric])
-    return _section(ctx, recipe, version, values, alphas, data_dir, device, epochs)
+    section = _section(ctx, recipe, version, values, alphas, data_dir, device, epochs)
+    if version.histogram:
+        section.figures.append(histogram_figure(ctx, version, [(name, stored[config_key(config)])
+                                                               for name, _, config in runs]))
+    return section
+
+
+def histogram_figure(ctx: Context, recipe: Recipe, runs: list[tuple[str, dict]]) -> Path:
+    """The recipe's ``histogram`` metric per cell, counts summed over its seeds (Carratino et al. Fig. 7).
+
+    ``runs``: (cell name, stored metrics) of every run. Raises ValueError naming the run whose metrics lack it.
+    """
+    from ..plots import plot_confidence_histograms
+
+    totals: dict[str, np.ndarray] = {}
+    for name, metrics in runs:
+        if recipe.histogram not in metrics:
+            raise ValueError(f"recipe {recipe.name!r}: histogram reads metric {recipe.histogram!r}, which run {name!r} "
+                             f"did not store; stored metrics: {sorted(metrics)}")
+        totals[name] = totals.get(name, 0) + np.asarray(metrics[recipe.histogram], dtype=float)
+    path = ctx.figure(f"{recipe.name}-histograms.png")
+    plot_confidence_histograms(totals, path, title=f"{recipe.title.split(':')[0]}: {recipe.histogram}, all seeds")
+    return path
 
 
 def record_alphas(store_path, root: str, alphas: dict) -> None:
