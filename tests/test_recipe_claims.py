@@ -140,3 +140,12 @@ def test_shipped_single_column_recipes_keep_their_claim_wording():
     recipe = load_recipe("local-table1-svhn")
     assert recipe.table_columns()[0].metric == "test_error" and not recipe.named_columns
     assert claim_name(recipe.claims[0]) == "best Local Mixup < best Mixup"
+
+
+def test_the_configuration_line_says_which_rows_stayed_on_the_cpu():
+    from vicinal.lab.reproduce.recipe_run import _devices
+
+    fig7 = load_recipe("carratino-fig7-cifar10-lenet")
+    assert _devices(fig7, "cuda") == "device cuda (rows on the host loop, CPU: approximate Mixup)"
+    assert _devices(fig7, None) == "device cpu"
+    assert _devices(load_recipe("kmixup-table10-cifar10"), "cuda") == "device cuda"

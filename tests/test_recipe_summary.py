@@ -227,3 +227,18 @@ def test_runs_trained_by_run_recipe_are_found_by_the_summary(tmp_path):
     section = summarise(ctx, load_summary("tiny-summary", recipes), seeds=2, epochs=1, directory=recipes)
     assert section.reason.startswith("rests on 1 of 1 tables (tiny11a)"), section.body
     assert f"6 runs (data root `{root.resolve()}`, device cpu)" in section.body
+
+
+def test_an_included_recipe_missing_from_the_recipes_folder_is_named_with_a_hint(tmp_path):
+    """A summary whose folder lacks one included recipe (a copy of recipes/ kept short) names it, not crashes."""
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    for name in available_recipes():
+        if name != "kmixup-table11b-cifar10-wideresnet":
+            (folder / f"{name}.toml").write_text((RECIPES_DIR / f"{name}.toml").read_text())
+    (folder / f"{SUMMARY}.toml").write_text((RECIPES_DIR / f"{SUMMARY}.toml").read_text())
+    ctx = Context(name=SUMMARY, quick=False, out=tmp_path / "docs")
+    section = summarise(ctx, load_summary(SUMMARY, folder), seeds=2, epochs=3, directory=folder)
+    assert ("- `kmixup-table11b-cifar10-wideresnet`: no recipes/kmixup-table11b-cifar10-wideresnet.toml in this "
+            "checkout yet") in section.body
+    assert section.verdict == "not assessed (no stored runs)"

@@ -224,11 +224,19 @@ def _section(ctx, recipe, version, values, alphas, data_dir, device, epochs) -> 
     seeds = len(next(iter(values[columns[0].label].values())))
     configuration = (f"recipe `recipes/{recipe.name}.toml` ({recipe.source}); dataset {recipe.dataset} from "
                      f"`{data_dir}`; {seeds} seed(s); epochs {epochs or version.run['epochs']}; model "
-                     f"{version.run['model']} {version.run.get('model_params', {})}; device {device or 'cpu'}. "
+                     f"{version.run['model']} {version.run.get('model_params', {})}; {_devices(version, device)}. "
                      + recipe.notes)
     claim = "; ".join(claim_name(c) + (" (main)" if c.main else "") for c in recipe.claims)
     return Section(title=recipe.title, claim=claim, verdict=verdict, reason=reason, body=body,
                    configuration=configuration)
+
+
+def _devices(recipe: Recipe, device: str | None) -> str:
+    """Where the runs trained: ``--device`` moves the device- and loader-loop rows only (Recipe.configs)."""
+    host = [row.label for row in recipe.rows if {**recipe.run, **row.settings}.get("loop", "host") == "host"]
+    if device is None or device == "cpu" or not host:
+        return f"device {device or 'cpu'}"
+    return f"device {device} (rows on the host loop, CPU: {', '.join(host)})"
 
 
 def _comparison(check: dict) -> str:
