@@ -149,3 +149,21 @@ def test_the_configuration_line_says_which_rows_stayed_on_the_cpu():
     assert _devices(fig7, "cuda") == "device cuda (rows on the host loop, CPU: approximate Mixup)"
     assert _devices(fig7, None) == "device cpu"
     assert _devices(load_recipe("kmixup-table10-cifar10"), "cuda") == "device cuda"
+
+
+def test_not_above_holds_unless_the_difference_is_significantly_positive(tmp_path):
+    """'Outperforms or statistically matches': by hand, the paired CI of better - worse must not lie above 0."""
+    recipe = _write(tmp_path, claims='[[claims]]\nmain = true\nbetter = "k-mixup k=4 alpha=1.0"\nworse = "ERM"\n'
+                                     'relation = "not_above"')
+    values = _values(recipe, np.random.default_rng(3))
+    erm = values["low"]["ERM"]
+    for shift, expected in (([0.1, 0.1, 0.1], False),       # significantly above: fails
+                            ([0.2, -0.1, 0.0], True),        # no significant difference: holds
+                            ([-0.1, -0.1, -0.1], True)):     # below: holds
+        values["low"]["k-mixup k=4 alpha=1.0"] = [e + d for e, d in zip(erm, shift)]
+        (found,) = claim_checks(recipe, recipe.claims[0], values)
+        assert found["holds"] is expected
+        assert found["holds"] is (not paired_below(erm, values["low"]["k-mixup k=4 alpha=1.0"]))
+    assert claim_name(recipe.claims[0]).startswith("best k-mixup k=4 alpha=1.0 not above")
+    with pytest.raises(ValueError, match=r"relation must be one of 'below', 'not_above'"):
+        _write(tmp_path, "bad", claims='[[claims]]\nmain = true\nbetter = "k-mixup"\nworse = "ERM"\nrelation = "above"')

@@ -23,6 +23,8 @@ or ``"all"``) checks the claim at each of those columns; ``better_column`` / ``w
 compare two columns instead (rescaled against plain prediction of the same runs). ``each = [axes]``
 checks it separately for every value of those grid axes (``each = ["alpha"]``: at every alpha,
 against the other side's cells of the same alpha, or all of them where that side has no such axis).
+``relation = "not_above"`` asks less: the paper's "outperforms or statistically matches", which holds
+unless the paired CI lies entirely above 0 (the default ``"below"`` is "outperforms").
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ _TOP_KEYS = {"title", "source", "dataset", "seeds", "metric", "columns", "run", 
              "notes", "alpha_trials", "histogram"}
 _ROW_KEYS = {"label", "method", "settings", "grid", "calibrate_alpha"}
 _QUICK_KEYS = {"run", "grid", "seeds", "alpha_trials"}
-_CLAIM_KEYS = {"better", "worse", "main", "columns", "better_column", "worse_column", "each"}
+_CLAIM_KEYS = {"better", "worse", "main", "columns", "better_column", "worse_column", "each", "relation"}
+#: A claim's relation: "below" (the paired 95% CI of better - worse lies below 0) or "not_above" (it does not lie
+#: above 0: better outperforms or statistically matches worse).
+RELATIONS = ("below", "not_above")
 #: Settings a recipe may not fix in ``[run]``: the command line or the rows set them.
 _SET_ELSEWHERE = ("dataset", "seed", "method")
 
@@ -85,7 +90,7 @@ class Claim:
 
     ``better`` / ``worse`` are selections (a row label, optionally narrowed by ``axis=value`` words);
     ``column_pairs`` the (better column, worse column) labels it is checked at; ``each`` the grid
-    axes it is checked separately for.
+    axes it is checked separately for; ``relation`` one of :data:`RELATIONS`.
     """
 
     better: str
@@ -93,6 +98,7 @@ class Claim:
     column_pairs: tuple
     each: tuple = ()
     main: bool = False
+    relation: str = "below"
 
 
 @dataclass(frozen=True)
@@ -432,5 +438,10 @@ def _claim(path: Path, recipe: Recipe, i: int, table: dict) -> Claim:
     main = table.get("main", False)
     if not isinstance(main, bool):
         raise TypeError(f"{path}: {where}.main must be true or false, got {main!r}")
-    return Claim(better=sides["better"], worse=sides["worse"], column_pairs=pairs, each=tuple(each), main=main)
+    relation = table.get("relation", "below")
+    if relation not in RELATIONS:
+        raise ValueError(f"{path}: {where}.relation must be one of {', '.join(map(repr, RELATIONS))} "
+                         f"(\"below\": outperforms; \"not_above\": outperforms or statistically matches), got {relation!r}")
+    return Claim(better=sides["better"], worse=sides["worse"], column_pairs=pairs, each=tuple(each), main=main,
+                 relation=relation)
 

@@ -148,7 +148,8 @@ def claim_checks(recipe: Recipe, claim: Claim, values: dict) -> list[dict]:
     """Every comparison a claim makes: for each column pair and ``each`` group, the best cell of each side.
 
     Returns dicts with the group, the columns, both best cells, the paired difference (mean, 95% half-width)
-    and whether it lies below 0 (:func:`base.paired_below`; False with one seed, which decides nothing).
+    and whether the claim's relation holds: the CI below 0 (:func:`base.paired_below`), or for "not_above"
+    not entirely above 0. False with one seed, which decides nothing.
     """
     better, worse = recipe.select(claim.better), recipe.select(claim.worse)
     out = []
@@ -165,17 +166,20 @@ def claim_checks(recipe: Recipe, claim: Claim, values: dict) -> list[dict]:
             b, w = best(better, better_column), best(worse, worse_column)
             a_values, b_values = values[better_column][b], values[worse_column][w]
             mean, half = paired_ci(a_values, b_values) if len(a_values) > 1 else (a_values[0] - b_values[0], np.nan)
+            holds = (paired_below(a_values, b_values) if claim.relation == "below"
+                     else not paired_below(b_values, a_values))
             out.append({"group": fixed, "columns": (better_column, worse_column), "better": b, "worse": w,
-                        "difference": (mean, half), "holds": len(a_values) > 1 and paired_below(a_values, b_values)})
+                        "relation": claim.relation, "difference": (mean, half), "holds": len(a_values) > 1 and holds})
     return out
 
 
 def claim_name(claim: Claim, single: dict | None = None) -> str:
     """A claim in words; ``single``: its one comparison (column pair and group), whose best cells it then names."""
+    relation = _RELATION_WORDS[claim.relation]
     if single is not None and single["columns"][0] == single["columns"][1]:
-        name = f"best {claim.better} ({single['better']}) < best {claim.worse} ({single['worse']})"
+        name = f"best {claim.better} ({single['better']}) {relation} best {claim.worse} ({single['worse']})"
     else:
-        name = f"best {claim.better} < best {claim.worse}"
+        name = f"best {claim.better} {relation} best {claim.worse}"
     pairs = claim.column_pairs
     if len(pairs) == 1 and pairs[0][0] != pairs[0][1]:
         name += f" ({pairs[0][0]} against {pairs[0][1]})"
@@ -239,11 +243,16 @@ def _devices(recipe: Recipe, device: str | None) -> str:
     return f"device {device} (rows on the host loop, CPU: {', '.join(host)})"
 
 
+#: How a claim's relation reads in a section.
+_RELATION_WORDS = {"below": "<", "not_above": "not above (<, or no significant difference)"}
+
+
 def _comparison(check: dict) -> str:
     better_column, worse_column = check["columns"]
+    relation = "<" if check["relation"] == "below" else "not above"
     if better_column == worse_column:
-        return f"{check['better']} < {check['worse']} at {better_column}"
-    return f"{check['better']} ({better_column}) < {check['worse']} ({worse_column})"
+        return f"{check['better']} {relation} {check['worse']} at {better_column}"
+    return f"{check['better']} ({better_column}) {relation} {check['worse']} ({worse_column})"
 
 
 def difference_text(check: dict, columns) -> str:
