@@ -140,3 +140,22 @@ def test_shipped_single_column_recipes_keep_their_claim_wording():
     recipe = load_recipe("local-table1-svhn")
     assert recipe.table_columns()[0].metric == "test_error" and not recipe.named_columns
     assert claim_name(recipe.claims[0]) == "best Local Mixup < best Mixup"
+
+
+def test_epochs_override_scales_milestones_without_decaying_before_the_first_step():
+    """--epochs 1 of a 200-epoch recipe (milestones 100, 150) trains at the recipe's lr: MultiStepLR applies a
+    milestone 0 before the first step, which would train the whole run at lr / 100."""
+    import torch
+
+    from vicinal.lab.config import RunConfig, make_optimizer, make_schedule
+
+    recipe = load_recipe("kmixup-table7b-mnist-fgsm")
+    assert recipe.run["milestones"] == [100, 150] and recipe.run["epochs"] == 200
+    for epochs, expected in ((1, []), (2, [1, 1]), (4, [2, 3]), (200, [100, 150])):
+        for _, _, values in recipe.configs("/data", seeds=1, epochs=epochs):
+            assert values["milestones"] == expected, (epochs, values["milestones"])
+    _, _, values = recipe.configs("/data", seeds=1, epochs=1)[0]
+    config = RunConfig.from_dict(values)
+    optimizer = make_optimizer([torch.nn.Parameter(torch.zeros(1))], config)
+    make_schedule(optimizer, config)
+    assert optimizer.param_groups[0]["lr"] == recipe.run["lr"]  # the lr of the one epoch

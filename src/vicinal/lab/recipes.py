@@ -166,7 +166,8 @@ class Recipe:
                 device: str | None = None, alphas: dict | None = None) -> list[tuple[str, int, dict]]:
         """(cell name, seed, RunConfig dict) of every run, each validated by :class:`RunConfig`.
 
-        ``alphas`` maps (k, alpha) to the calibrated alpha_k of rows with ``calibrate_alpha``. A ``[run]``
+        ``alphas`` maps (k, alpha) to the calibrated alpha_k of rows with ``calibrate_alpha``. ``epochs`` scales
+        the milestones with it (those that fall before epoch 1 are dropped). A ``[run]``
         string containing ``{data_dir}`` gets ``root`` there (a second data set beside the first one).
         ``device`` moves the device- and loader-loop runs; a row that sets ``loop = "host"`` (a method those
         loops cannot train, such as ``approx_mixup``) stays on the CPU, and a recipe without any such run
@@ -188,7 +189,10 @@ class Recipe:
                           "dataset_params": {**self.run.get("dataset_params", {}), "root": str(root)}}
                 if epochs is not None:
                     values["epochs"] = epochs
-                    values["milestones"] = [m * epochs // self.run["epochs"] for m in self.run.get("milestones", ())]
+                    # A milestone scaled below epoch 1 is dropped: MultiStepLR would apply it before the first
+                    # step, so e.g. --epochs 1 would train at lr * gamma**2 instead of the paper's lr.
+                    scaled = [m * epochs // self.run["epochs"] for m in self.run.get("milestones", ())]
+                    values["milestones"] = [m for m in scaled if m >= 1]
                 if device is not None and values.get("loop", "host") != "host":
                     values["device"] = device
                 out.append((name, seed, canonical_config(values)))
