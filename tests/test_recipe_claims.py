@@ -159,3 +159,21 @@ def test_epochs_override_scales_milestones_without_decaying_before_the_first_ste
     optimizer = make_optimizer([torch.nn.Parameter(torch.zeros(1))], config)
     make_schedule(optimizer, config)
     assert optimizer.param_groups[0]["lr"] == recipe.run["lr"]  # the lr of the one epoch
+
+
+def test_a_seed_count_below_one_is_refused_and_a_one_seed_recipe_names_its_count(tmp_path):
+    from vicinal.lab.recipes import RECIPES_DIR
+    from vicinal.lab.reproduce import Context
+    from vicinal.lab.reproduce.recipe_run import run_recipe
+
+    text = (RECIPES_DIR / "local-table1-svhn.toml").read_text()
+    assert "seeds = 1\n" in text.split("[quick]")[1]
+    for name, key, changed in (("zero", "seeds", text.replace("seeds = 10", "seeds = 0", 1)),
+                               ("quick_zero", r"\[quick\]\.seeds", text.replace("[quick]\nseeds = 1", "[quick]\nseeds = 0"))):
+        assert changed != text
+        (tmp_path / f"{name}.toml").write_text(changed)
+        with pytest.raises(ValueError, match=rf"{name}\.toml: {key} must be at least 1 \(trials per cell\), got 0"):
+            load_recipe(name, tmp_path)
+    (tmp_path / "one.toml").write_text(text.replace("seeds = 10", "seeds = 1", 1))
+    with pytest.raises(ValueError, match="seeds=1 cannot decide its claims"):  # not "seeds=None"
+        run_recipe(Context(name="one", quick=False, out=tmp_path / "docs"), load_recipe("one", tmp_path), tmp_path)

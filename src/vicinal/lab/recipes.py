@@ -346,6 +346,9 @@ def _validate(name: str, path: Path, data: dict) -> Recipe:
         rows.append(row)
     quick = data.get("quick", {})
     _refuse_unknown(path, "[quick]", quick, _QUICK_KEYS)
+    for where, key, table in (("the top level", "seeds", data), ("[quick]", "[quick].seeds", quick)):
+        if "seeds" in table and _require(path, where, table, "seeds", int) < 1:
+            raise ValueError(f"{path}: {key} must be at least 1 (trials per cell), got {table['seeds']!r}")
     _refuse_unknown(path, "[quick].grid", quick.get("grid", {}), {axis for row in rows for axis in row.grid})
     recipe = Recipe(name=name, path=path, title=_require(path, "the top level", data, "title", str),
                     source=_require(path, "the top level", data, "source", str),

@@ -63,7 +63,7 @@ def run_recipe(ctx: Context, recipe: Recipe, data_dir, *, device: str | None = N
     """
     version = recipe.quick_version() if ctx.quick else recipe
     if not ctx.quick and recipe.claims and (seeds if seeds is not None else recipe.seeds) < 2:
-        raise ValueError(f"recipe {recipe.name!r}: seeds={seeds} cannot decide its claims (each is a paired 95% CI "
+        raise ValueError(f"recipe {recipe.name!r}: seeds={seeds if seeds is not None else recipe.seeds} cannot decide its claims (each is a paired 95% CI "
                          f"over seeds); use --seeds 2 or more, or --quick for a one-seed check of the path")
     data = load_recipe_data(version, data_dir)
     check_stored_metrics(recipe, classification=data.num_classes is not None)  # before any training
