@@ -177,3 +177,24 @@ def test_a_seed_count_below_one_is_refused_and_a_one_seed_recipe_names_its_count
     (tmp_path / "one.toml").write_text(text.replace("seeds = 10", "seeds = 1", 1))
     with pytest.raises(ValueError, match="seeds=1 cannot decide its claims"):  # not "seeds=None"
         run_recipe(Context(name="one", quick=False, out=tmp_path / "docs"), load_recipe("one", tmp_path), tmp_path)
+
+
+@pytest.mark.parametrize("old, new, where", [
+    ('\neval_corrupted = "{data_dir}"', '\neval_corrupted = "{data_dr}"', r"\[run\]\.eval_corrupted"),
+    ('\neval_corrupted = "{data_dir}"', '\neval_corrupted = "{data_dir}/{corruption}"', r"\[run\]\.eval_corrupted"),
+    ('grid = { alpha = [0.1', 'settings = { eval_corrupted = "{data_dir}" }\ngrid = { alpha = [0.1',
+     r"\[\[rows\]\] #2\.settings\.eval_corrupted"),
+])
+def test_a_placeholder_that_would_not_be_replaced_is_refused_by_file_and_key(tmp_path, old, new, where):
+    """Only [run] strings get {data_dir}; anything else would reach the run as a literal path."""
+    from vicinal.lab.recipes import RECIPES_DIR
+
+    text = (RECIPES_DIR / "carratino-fig4-6-cifar10-resnet34.toml").read_text()
+    assert old in text
+    (tmp_path / "bad.toml").write_text(text.replace(old, new, 1))
+    with pytest.raises(ValueError, match=rf"bad\.toml: {where} = .* holds '\{{[a-z_]+\}}'; the one placeholder"):
+        load_recipe("bad", tmp_path)
+    quick = text.replace("run = { epochs = 1,", 'run = { eval_corrupted = "{data_dir}/C", epochs = 1,')
+    assert quick != text
+    (tmp_path / "quick.toml").write_text(quick)  # [quick].run is merged into [run]: it gets {data_dir} too
+    assert load_recipe("quick", tmp_path).quick_version().configs("/d", seeds=1)[0][2]["eval_corrupted"] == "/d/C"

@@ -346,6 +346,7 @@ def _validate(name: str, path: Path, data: dict) -> Recipe:
         rows.append(row)
     quick = data.get("quick", {})
     _refuse_unknown(path, "[quick]", quick, _QUICK_KEYS)
+    _check_placeholders(path, run, quick.get("run", {}), rows)
     for where, key, table in (("the top level", "seeds", data), ("[quick]", "[quick].seeds", quick)):
         if "seeds" in table and _require(path, where, table, "seeds", int) < 1:
             raise ValueError(f"{path}: {key} must be at least 1 (trials per cell), got {table['seeds']!r}")
@@ -381,6 +382,21 @@ def _validate(name: str, path: Path, data: dict) -> Recipe:
         except (TypeError, ValueError) as error:
             raise type(error)(f"{path}{' [quick]' if version is not recipe else ''}: {error}") from None
     return recipe
+
+
+def _check_placeholders(path: Path, run: dict, quick_run: dict, rows: list) -> None:
+    """Refuse a ``{...}`` in a setting that :meth:`Recipe.configs` would not replace: only ``[run]`` strings get
+    ``{data_dir}`` (and ``[quick].run``, merged into them), and it is the only placeholder (a typo such as ``{data_dr}`` would reach the run as a path)."""
+    tables = [("[run]", run), ("[quick].run", quick_run)] + [(f"[[rows]] #{i + 1}.settings", row.settings)
+                                                               for i, row in enumerate(rows)]
+    for where, table in tables:
+        for key, value in table.items():
+            found = re.findall(r"\{[^{}]*\}", value) if isinstance(value, str) else []
+            wrong = [p for p in found if p != "{data_dir}" or where not in ("[run]", "[quick].run")]
+            if wrong:
+                raise ValueError(f"{path}: {where}.{key} = {value!r} holds {wrong[0]!r}; the one placeholder is "
+                                 f"{{data_dir}} (the --data-dir path), in [run] / [quick].run strings only: write it there, "
+                                 f"spelled so, or write the path itself")
 
 
 def _columns(path: Path, table: dict) -> tuple[Column, ...]:
