@@ -198,3 +198,15 @@ def test_a_placeholder_that_would_not_be_replaced_is_refused_by_file_and_key(tmp
     assert quick != text
     (tmp_path / "quick.toml").write_text(quick)  # [quick].run is merged into [run]: it gets {data_dir} too
     assert load_recipe("quick", tmp_path).quick_version().configs("/d", seeds=1)[0][2]["eval_corrupted"] == "/d/C"
+
+
+def test_a_claim_comparing_a_selection_with_itself_at_one_column_is_refused(tmp_path):
+    from vicinal.lab.recipes import RECIPES_DIR
+
+    text = (RECIPES_DIR / "carratino-fig7-cifar10-lenet.toml").read_text()
+    old = 'better = "Mixup"\nworse = "ERM + label smoothing"'
+    assert old in text
+    (tmp_path / "bad.toml").write_text(text.replace(old, 'better = "Mixup"\nworse = "Mixup"'))
+    with pytest.raises(ValueError, match=r"bad\.toml: \[\[claims\]\] #1 compares 'Mixup' with itself at column "
+                                         r"'mean confidence'"):
+        load_recipe("bad", tmp_path)

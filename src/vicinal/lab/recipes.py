@@ -447,6 +447,11 @@ def _claim(path: Path, recipe: Recipe, i: int, table: dict) -> Claim:
             raise ValueError(f"{path}: {where}.columns must be \"all\" or a non-empty list of column labels, "
                              f"got {chosen!r}")
         pairs = tuple((column(c, "columns"), c) for c in chosen)
+    same = [b for b, w in pairs if b == w]
+    if sides["better"] == sides["worse"] and same:
+        raise ValueError(f"{path}: {where} compares {sides['better']!r} with itself at column {same[0]!r}: the paired "
+                         f"difference is 0 and the claim can never hold; give two selections, or better_column / "
+                         f"worse_column to compare two columns of the same runs")
     each = table.get("each", [])
     better_axes = set(recipe.select(sides["better"])[0][1])
     if not isinstance(each, list) or any(axis not in better_axes for axis in each):
