@@ -75,3 +75,14 @@ def test_a_recipe_reading_a_metric_its_runs_do_not_store_is_refused_before_train
     with pytest.raises(ValueError, match=rf"{recipe}\.toml: {key} reads metric .* do not store"):
         run_recipe(ctx, load_recipe(recipe, recipes), cifar)
     assert not ctx.store_path.exists()  # nothing trained
+
+
+def test_a_diverged_run_is_named_as_diverged_not_as_a_missing_column(cifar, tmp_path):
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    text = (RECIPES_DIR / "carratino-fig7-cifar10-lenet.toml").read_text()
+    assert "lr = 0.01\n" in text
+    (recipes / "blowup.toml").write_text(text.replace("lr = 0.01\n", "lr = 1e30\n"))
+    ctx = Context(name="blowup", quick=True, out=tmp_path / "docs")
+    with pytest.raises(ValueError, match=r"the run of cell 'ERM', seed 0 diverged at epoch 1 .* Lower the lr"):
+        run_recipe(ctx, load_recipe("blowup", recipes), cifar)

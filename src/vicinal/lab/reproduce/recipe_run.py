@@ -84,8 +84,13 @@ def run_recipe(ctx: Context, recipe: Recipe, data_dir, *, device: str | None = N
     with ResultStore(ctx.store_path) as store:
         stored = {row.key: row.metrics for row in store.rows()}
     values: dict[str, dict[str, list[float]]] = {column.label: {} for column in version.table_columns()}
-    for name, _, config in runs:
+    for name, seed, config in runs:
         metrics = stored[config_key(config)]
+        if metrics.get("diverged"):  # stored without test metrics (trainer.diverged_metrics): no number to show
+            raise ValueError(f"recipe {recipe.name!r}: the run of cell {name!r}, seed {seed} diverged at epoch "
+                             f"{metrics.get('diverged_epoch')} (its training loss or test outputs became NaN / Inf; "
+                             f"stored as diverged, with no test metrics), so the table has no number for that cell. "
+                             f"Lower the lr of the recipe (a copy of it), or check the data in {str(data_dir)!r}")
         for column in version.table_columns():
             if column.metric not in metrics:
                 raise ValueError(f"recipe {recipe.name!r}: column {column.label!r} reads metric {column.metric!r}, "
