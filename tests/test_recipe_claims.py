@@ -167,3 +167,73 @@ def test_not_above_holds_unless_the_difference_is_significantly_positive(tmp_pat
     assert claim_name(recipe.claims[0]).startswith("best k-mixup k=4 alpha=1.0 not above")
     with pytest.raises(ValueError, match=r"relation must be one of 'below', 'not_above'"):
         _write(tmp_path, "bad", claims='[[claims]]\nmain = true\nbetter = "k-mixup"\nworse = "ERM"\nrelation = "above"')
+
+
+def test_epochs_override_scales_milestones_without_decaying_before_the_first_step():
+    """--epochs 1 of a 200-epoch recipe (milestones 100, 150) trains at the recipe's lr: MultiStepLR applies a
+    milestone 0 before the first step, which would train the whole run at lr / 100."""
+    import torch
+
+    from vicinal.lab.config import RunConfig, make_optimizer, make_schedule
+
+    recipe = load_recipe("kmixup-table7b-mnist-fgsm")
+    assert recipe.run["milestones"] == [100, 150] and recipe.run["epochs"] == 200
+    for epochs, expected in ((1, []), (2, [1, 1]), (4, [2, 3]), (200, [100, 150])):
+        for _, _, values in recipe.configs("/data", seeds=1, epochs=epochs):
+            assert values["milestones"] == expected, (epochs, values["milestones"])
+    _, _, values = recipe.configs("/data", seeds=1, epochs=1)[0]
+    config = RunConfig.from_dict(values)
+    optimizer = make_optimizer([torch.nn.Parameter(torch.zeros(1))], config)
+    make_schedule(optimizer, config)
+    assert optimizer.param_groups[0]["lr"] == recipe.run["lr"]  # the lr of the one epoch
+
+
+def test_a_seed_count_below_one_is_refused_and_a_one_seed_recipe_names_its_count(tmp_path):
+    from vicinal.lab.recipes import RECIPES_DIR
+    from vicinal.lab.reproduce import Context
+    from vicinal.lab.reproduce.recipe_run import run_recipe
+
+    text = (RECIPES_DIR / "local-table1-svhn.toml").read_text()
+    assert "seeds = 1\n" in text.split("[quick]")[1]
+    for name, key, changed in (("zero", "seeds", text.replace("seeds = 10", "seeds = 0", 1)),
+                               ("quick_zero", r"\[quick\]\.seeds", text.replace("[quick]\nseeds = 1", "[quick]\nseeds = 0"))):
+        assert changed != text
+        (tmp_path / f"{name}.toml").write_text(changed)
+        with pytest.raises(ValueError, match=rf"{name}\.toml: {key} must be at least 1 \(trials per cell\), got 0"):
+            load_recipe(name, tmp_path)
+    (tmp_path / "one.toml").write_text(text.replace("seeds = 10", "seeds = 1", 1))
+    with pytest.raises(ValueError, match="seeds=1 cannot decide its claims"):  # not "seeds=None"
+        run_recipe(Context(name="one", quick=False, out=tmp_path / "docs"), load_recipe("one", tmp_path), tmp_path)
+
+
+@pytest.mark.parametrize("old, new, where", [
+    ('\neval_corrupted = "{data_dir}"', '\neval_corrupted = "{data_dr}"', r"\[run\]\.eval_corrupted"),
+    ('\neval_corrupted = "{data_dir}"', '\neval_corrupted = "{data_dir}/{corruption}"', r"\[run\]\.eval_corrupted"),
+    ('grid = { alpha = [0.1', 'settings = { eval_corrupted = "{data_dir}" }\ngrid = { alpha = [0.1',
+     r"\[\[rows\]\] #2\.settings\.eval_corrupted"),
+])
+def test_a_placeholder_that_would_not_be_replaced_is_refused_by_file_and_key(tmp_path, old, new, where):
+    """Only [run] strings get {data_dir}; anything else would reach the run as a literal path."""
+    from vicinal.lab.recipes import RECIPES_DIR
+
+    text = (RECIPES_DIR / "carratino-fig4-6-cifar10-resnet34.toml").read_text()
+    assert old in text
+    (tmp_path / "bad.toml").write_text(text.replace(old, new, 1))
+    with pytest.raises(ValueError, match=rf"bad\.toml: {where} = .* holds '\{{[a-z_]+\}}'; the one placeholder"):
+        load_recipe("bad", tmp_path)
+    quick = text.replace("run = { epochs = 1,", 'run = { eval_corrupted = "{data_dir}/C", epochs = 1,')
+    assert quick != text
+    (tmp_path / "quick.toml").write_text(quick)  # [quick].run is merged into [run]: it gets {data_dir} too
+    assert load_recipe("quick", tmp_path).quick_version().configs("/d", seeds=1)[0][2]["eval_corrupted"] == "/d/C"
+
+
+def test_a_claim_comparing_a_selection_with_itself_at_one_column_is_refused(tmp_path):
+    from vicinal.lab.recipes import RECIPES_DIR
+
+    text = (RECIPES_DIR / "carratino-fig7-cifar10-lenet.toml").read_text()
+    old = 'better = "Mixup"\nworse = "ERM + label smoothing"'
+    assert old in text
+    (tmp_path / "bad.toml").write_text(text.replace(old, 'better = "Mixup"\nworse = "Mixup"'))
+    with pytest.raises(ValueError, match=r"bad\.toml: \[\[claims\]\] #1 compares 'Mixup' with itself at column "
+                                         r"'mean confidence'"):
+        load_recipe("bad", tmp_path)

@@ -172,7 +172,8 @@ class Recipe:
                 device: str | None = None, alphas: dict | None = None) -> list[tuple[str, int, dict]]:
         """(cell name, seed, RunConfig dict) of every run, each validated by :class:`RunConfig`.
 
-        ``alphas`` maps (k, alpha) to the calibrated alpha_k of rows with ``calibrate_alpha``. A ``[run]``
+        ``alphas`` maps (k, alpha) to the calibrated alpha_k of rows with ``calibrate_alpha``. ``epochs`` scales
+        the milestones with it (those that fall before epoch 1 are dropped). A ``[run]``
         string containing ``{data_dir}`` gets ``root`` there (a second data set beside the first one).
         ``device`` moves the device- and loader-loop runs; a row that sets ``loop = "host"`` (a method those
         loops cannot train, such as ``approx_mixup``) stays on the CPU, and a recipe without any such run
@@ -194,7 +195,10 @@ class Recipe:
                           "dataset_params": {**self.run.get("dataset_params", {}), "root": str(root)}}
                 if epochs is not None:
                     values["epochs"] = epochs
-                    values["milestones"] = [m * epochs // self.run["epochs"] for m in self.run.get("milestones", ())]
+                    # A milestone scaled below epoch 1 is dropped: MultiStepLR would apply it before the first
+                    # step, so e.g. --epochs 1 would train at lr * gamma**2 instead of the paper's lr.
+                    scaled = [m * epochs // self.run["epochs"] for m in self.run.get("milestones", ())]
+                    values["milestones"] = [m for m in scaled if m >= 1]
                 if device is not None and values.get("loop", "host") != "host":
                     values["device"] = device
                 out.append((name, seed, canonical_config(values)))
@@ -348,6 +352,10 @@ def _validate(name: str, path: Path, data: dict) -> Recipe:
         rows.append(row)
     quick = data.get("quick", {})
     _refuse_unknown(path, "[quick]", quick, _QUICK_KEYS)
+    _check_placeholders(path, run, quick.get("run", {}), rows)
+    for where, key, table in (("the top level", "seeds", data), ("[quick]", "[quick].seeds", quick)):
+        if "seeds" in table and _require(path, where, table, "seeds", int) < 1:
+            raise ValueError(f"{path}: {key} must be at least 1 (trials per cell), got {table['seeds']!r}")
     _refuse_unknown(path, "[quick].grid", quick.get("grid", {}), {axis for row in rows for axis in row.grid})
     recipe = Recipe(name=name, path=path, title=_require(path, "the top level", data, "title", str),
                     source=_require(path, "the top level", data, "source", str),
@@ -380,6 +388,21 @@ def _validate(name: str, path: Path, data: dict) -> Recipe:
         except (TypeError, ValueError) as error:
             raise type(error)(f"{path}{' [quick]' if version is not recipe else ''}: {error}") from None
     return recipe
+
+
+def _check_placeholders(path: Path, run: dict, quick_run: dict, rows: list) -> None:
+    """Refuse a ``{...}`` in a setting that :meth:`Recipe.configs` would not replace: only ``[run]`` strings get
+    ``{data_dir}`` (and ``[quick].run``, merged into them), and it is the only placeholder (a typo such as ``{data_dr}`` would reach the run as a path)."""
+    tables = [("[run]", run), ("[quick].run", quick_run)] + [(f"[[rows]] #{i + 1}.settings", row.settings)
+                                                               for i, row in enumerate(rows)]
+    for where, table in tables:
+        for key, value in table.items():
+            found = re.findall(r"\{[^{}]*\}", value) if isinstance(value, str) else []
+            wrong = [p for p in found if p != "{data_dir}" or where not in ("[run]", "[quick].run")]
+            if wrong:
+                raise ValueError(f"{path}: {where}.{key} = {value!r} holds {wrong[0]!r}; the one placeholder is "
+                                 f"{{data_dir}} (the --data-dir path), in [run] / [quick].run strings only: write it there, "
+                                 f"spelled so, or write the path itself")
 
 
 def _columns(path: Path, table: dict) -> tuple[Column, ...]:
@@ -430,6 +453,11 @@ def _claim(path: Path, recipe: Recipe, i: int, table: dict) -> Claim:
             raise ValueError(f"{path}: {where}.columns must be \"all\" or a non-empty list of column labels, "
                              f"got {chosen!r}")
         pairs = tuple((column(c, "columns"), c) for c in chosen)
+    same = [b for b, w in pairs if b == w]
+    if sides["better"] == sides["worse"] and same:
+        raise ValueError(f"{path}: {where} compares {sides['better']!r} with itself at column {same[0]!r}: the paired "
+                         f"difference is 0 and the claim can never hold; give two selections, or better_column / "
+                         f"worse_column to compare two columns of the same runs")
     each = table.get("each", [])
     better_axes = set(recipe.select(sides["better"])[0][1])
     if not isinstance(each, list) or any(axis not in better_axes for axis in each):

@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets import load_dataset
+from ..config import RunConfig
 from ..recipes import Claim, Recipe
+from ..run_metrics import run_metric_names
+from ..suggest import did_you_mean
 from ..sweep import run_sweep
 from ..trainer import run, run_checkpointed
 from .base import Context, Section, judge, markdown_table, paired_below, paired_ci
@@ -60,9 +63,10 @@ def run_recipe(ctx: Context, recipe: Recipe, data_dir, *, device: str | None = N
     """
     version = recipe.quick_version() if ctx.quick else recipe
     if not ctx.quick and recipe.claims and (seeds if seeds is not None else recipe.seeds) < 2:
-        raise ValueError(f"recipe {recipe.name!r}: seeds={seeds} cannot decide its claims (each is a paired 95% CI "
+        raise ValueError(f"recipe {recipe.name!r}: seeds={seeds if seeds is not None else recipe.seeds} cannot decide its claims (each is a paired 95% CI "
                          f"over seeds); use --seeds 2 or more, or --quick for a one-seed check of the path")
     data = load_recipe_data(version, data_dir)
+    check_stored_metrics(recipe, classification=data.num_classes is not None)  # before any training
     alphas = None
     if any(row.calibrate_alpha for row in version.rows):
         pairs = {(s["k"], s["alpha"]) for row, _, s in version.cells() if row.calibrate_alpha}
@@ -80,8 +84,13 @@ def run_recipe(ctx: Context, recipe: Recipe, data_dir, *, device: str | None = N
     with ResultStore(ctx.store_path) as store:
         stored = {row.key: row.metrics for row in store.rows()}
     values: dict[str, dict[str, list[float]]] = {column.label: {} for column in version.table_columns()}
-    for name, _, config in runs:
+    for name, seed, config in runs:
         metrics = stored[config_key(config)]
+        if metrics.get("diverged"):  # stored without test metrics (trainer.diverged_metrics): no number to show
+            raise ValueError(f"recipe {recipe.name!r}: the run of cell {name!r}, seed {seed} diverged at epoch "
+                             f"{metrics.get('diverged_epoch')} (its training loss or test outputs became NaN / Inf; "
+                             f"stored as diverged, with no test metrics), so the table has no number for that cell. "
+                             f"Lower the lr of the recipe (a copy of it), or check the data in {str(data_dir)!r}")
         for column in version.table_columns():
             if column.metric not in metrics:
                 raise ValueError(f"recipe {recipe.name!r}: column {column.label!r} reads metric {column.metric!r}, "
@@ -92,6 +101,30 @@ def run_recipe(ctx: Context, recipe: Recipe, data_dir, *, device: str | None = N
         section.figures.append(histogram_figure(ctx, version, [(name, stored[config_key(config)])
                                                                for name, _, config in runs]))
     return section
+
+
+def check_stored_metrics(recipe: Recipe, *, classification: bool) -> None:
+    """Refuse a recipe whose columns or histogram read a metric its runs will not store, before they train.
+
+    Checked for the full recipe and its ``[quick]`` version alike (a quick check of the path also finds a
+    mistake of the full table). Raises ValueError naming the file, the key, the metric, the cell whose runs
+    lack it, what they store and the fix. Integration step, no paper.
+    """
+    reads = [(f"columns.{c.label!r}" if recipe.named_columns else "metric", c.metric) for c in recipe.table_columns()]
+    if recipe.histogram:
+        reads.append(("histogram", recipe.histogram))
+    for version in (recipe, recipe.quick_version()):
+        for name, _, config in version.configs("/data", seeds=1):
+            stored = run_metric_names(RunConfig.from_dict(config), classification=classification)
+            for key, metric in reads:
+                if metric not in stored:
+                    where = "" if version is recipe else " (its [quick] version)"
+                    raise ValueError(
+                        f"{recipe.path}: {key} reads metric {metric!r}, which the runs of cell {name!r}{where} do "
+                        f"not store{did_you_mean(metric, sorted(stored))}; they store: {', '.join(sorted(stored))}. "
+                        f"Fix the metric name, or add the [run] setting that stores it (noise_stds for "
+                        f"noise_error@STD, fgsm_eps for fgsm_error@EPS, eval_rescaled = true for rescaled_*, "
+                        f"eval_corrupted for corrupted_*)")
 
 
 def histogram_figure(ctx: Context, recipe: Recipe, runs: list[tuple[str, dict]]) -> Path:
