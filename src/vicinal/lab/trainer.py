@@ -226,7 +226,9 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
     model.train()
     fast_loop = _device_loop(config, step, dataset, batch_size, augment_generator) or _loader_loop(
         config, step, dataset, batch_size)
-    x_test = dataset.x_test if fast_loop is None else dataset.x_test.to(fast_loop.device)
+    # The device loop holds the data on the device anyway; the loader loop is for data that do not fit there, so
+    # its eval_every predictions move the test set chunk by chunk (predict does).
+    x_test = dataset.x_test.to(fast_loop.device) if config.loop == "device" else dataset.x_test
     diverged_at = None
     for epoch in epochs:
         if config.loop == "device":
@@ -236,7 +238,7 @@ def train(config: RunConfig | dict, *, progress: bool = False, checkpoint: str |
         else:
             epoch_loss = _host_epoch(step, optimizer, dataset, batch_size, data_generator, mix_generator)
         schedule.step()
-        if epoch_loss == 0.0 and config.method in MIXING_METHODS:
+        if epoch_loss == 0.0 and config.method == "local_mixup":  # the one method whose pairs can all weigh 0
             zero_loss_warning(config, epoch + 1)
         history["train_loss"].append(epoch_loss)
         if not math.isfinite(history["train_loss"][-1]):
@@ -325,7 +327,7 @@ def evaluate_run(model, dataset: Dataset, config: RunConfig, stats, *, test_outp
 
 
 def zero_loss_warning(config: RunConfig, epoch: int) -> None:
-    """Warn that a mixing run's mean training loss over epoch ``epoch`` is exactly 0 (an integration rule, no paper).
+    """Warn that a Local Mixup run's mean training loss over epoch ``epoch`` is exactly 0 (an integration rule, no paper).
 
     Mixed soft targets keep the cross-entropy above 0, so an exact 0 means every pair weighed 0: a locality
     graph (eq. 2's W) that kept no pair, in every batch of the epoch. The run trains nothing from then on.
