@@ -120,8 +120,16 @@ class Recipe:
     notes: str = ""
     alpha_trials: int = 2000
     columns: tuple = ()  # Column; empty: one column, ``metric``
-    named_columns: bool = False  # whether ``[paper]`` keys name a column ("cell | column")
     histogram: str = ""  # a stored list metric of bin counts on [0, 1], drawn per cell; "" draws nothing
+
+    @property
+    def named_columns(self) -> bool:
+        """Whether the table lists ``columns``: its ``[paper]`` keys then name a column ("cell | column")."""
+        return bool(self.columns)
+
+    def loop_of(self, settings: dict) -> str:
+        """The training loop of a cell with these settings: its row's ``loop``, else ``[run]``'s, else "host"."""
+        return {**self.run, **settings}.get("loop", "host")
 
     def table_columns(self) -> tuple[Column, ...]:
         """The table's columns: ``columns``, or the one column ``metric``."""
@@ -180,16 +188,16 @@ class Recipe:
         refuses ``device`` other than "cpu".
         """
         if device is not None and device != "cpu" and not any(
-                {**self.run, **settings}.get("loop", "host") != "host" for _, _, settings in self.cells()):
+                self.loop_of(settings) != "host" for _, _, settings in self.cells()):
             raise ValueError(f"recipe {self.name!r} trains every run on the host loop (CPU); device={device!r} has "
                              f"nothing to move: leave --device out")
+        run = {key: value.replace("{data_dir}", str(root)) if isinstance(value, str) else value
+               for key, value in self.run.items()}  # e.g. eval_corrupted = "{data_dir}"
         out = []
         for row, name, settings in self.cells():
             settings = dict(settings)
             if row.calibrate_alpha and alphas is not None:
                 settings["alpha"] = alphas[settings["k"], settings["alpha"]]
-            run = {key: value.replace("{data_dir}", str(root)) if isinstance(value, str) else value
-                   for key, value in self.run.items()}  # e.g. eval_corrupted = "{data_dir}"
             for seed in range(self.seeds if seeds is None else seeds):
                 values = {**run, **settings, "dataset": self.dataset, "seed": seed,
                           "dataset_params": {**self.run.get("dataset_params", {}), "root": str(root)}}
@@ -199,7 +207,7 @@ class Recipe:
                     # step, so e.g. --epochs 1 would train at lr * gamma**2 instead of the paper's lr.
                     scaled = [m * epochs // self.run["epochs"] for m in self.run.get("milestones", ())]
                     values["milestones"] = [m for m in scaled if m >= 1]
-                if device is not None and values.get("loop", "host") != "host":
+                if device is not None and self.loop_of(settings) != "host":
                     values["device"] = device
                 out.append((name, seed, canonical_config(values)))
         return out
@@ -370,7 +378,7 @@ def _validate(name: str, path: Path, data: dict) -> Recipe:
         if "metric" in data:
             raise ValueError(f"{path}: give either 'metric' (one column) or 'columns' (label -> metric), not both")
         columns = _columns(path, _require(path, "the top level", data, "columns", dict))
-        recipe = dataclasses.replace(recipe, columns=columns, metric=columns[0].metric, named_columns=True)
+        recipe = dataclasses.replace(recipe, columns=columns, metric=columns[0].metric)
     cells = {cell for _, cell, _ in recipe.cells()}
     if recipe.named_columns:
         cells = {f"{cell} | {column.label}" for cell in cells for column in recipe.columns}

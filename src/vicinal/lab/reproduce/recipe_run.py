@@ -270,7 +270,7 @@ def _section(ctx, recipe, version, values, alphas, data_dir, device, epochs) -> 
 
 def _devices(recipe: Recipe, device: str | None) -> str:
     """Where the runs trained: ``--device`` moves the device- and loader-loop rows only (Recipe.configs)."""
-    host = [row.label for row in recipe.rows if {**recipe.run, **row.settings}.get("loop", "host") == "host"]
+    host = [row.label for row in recipe.rows if recipe.loop_of(row.settings) == "host"]
     if device is None or device == "cpu" or not host:
         return f"device {device or 'cpu'}"
     return f"device {device} (rows on the host loop, CPU: {', '.join(host)})"
