@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import torch
 from torch import nn
 
 from vicinal._checks import all_finite
 
 from .config import RunConfig
 from .datasets.cifar_corrupted import CORRUPTIONS, SEVERITIES, corrupted_test_sets, require_corrupted_files
-from .evaluate import classification_metrics, module_device, predict
+from .evaluate import classification_metrics, predict
 
 #: The metrics averaged over the corrupted sets (the three of Fig. 5 and 6; accuracy = 1 - error).
 CORRUPTED_METRICS = ("error", "nll", "ece")
@@ -96,18 +95,10 @@ def corrupted_metrics(predictors: Mapping[str, nn.Module], *, dataset: str, root
 def run_corrupted_metrics(model: nn.Module, config: RunConfig, rescaled: nn.Module | None = None) -> dict[str, float]:
     """:func:`corrupted_metrics` of a trained run, plain and (when given) rescaled by eq. 22 (Carratino et al. 2020, Fig. 5-6).
 
-    Evaluated on ``config.device`` (the GPU of a ``loop = "device"`` run: 95 x 10,000 images), the
-    model moved there for the evaluation and back after it.
+    Evaluated where the model is: the trainer leaves a device-loop run's model on its GPU for evaluation
+    (95 x 10,000 images), and ``evaluate_run`` puts the rescaled predictor beside it.
     """
     predictors = {"": model} if rescaled is None else {"": model, "rescaled_": rescaled}
-    home = module_device(model)
-    for predictor in predictors.values():
-        predictor.to(config.device)  # a RescaledPredictor's buffers move with it
-    try:
-        return corrupted_metrics(predictors, dataset=config.dataset, root=config.eval_corrupted,
-                                 clean_root=config.dataset_params["root"],
-                                 standardize=config.dataset_params.get("standardize", False), n_bins=config.n_bins)
-    finally:
-        for predictor in predictors.values():
-            predictor.to(home)
-
+    return corrupted_metrics(predictors, dataset=config.dataset, root=config.eval_corrupted,
+                             clean_root=config.dataset_params["root"],
+                             standardize=config.dataset_params.get("standardize", False), n_bins=config.n_bins)

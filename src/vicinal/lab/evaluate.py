@@ -44,6 +44,10 @@ def probability_fn(model: torch.nn.Module):
     return predict_proba
 
 
+#: The names :func:`classification_metrics` stores, without their prefix (run_metrics.py lists them before a run).
+CLASSIFICATION_METRICS = ("error", "nll", "ece", "mce", "adaptive_ece", "mean_confidence", "confidence_histogram")
+
+
 def classification_metrics(logits: torch.Tensor, y: torch.Tensor, *, n_bins: int, prefix: str = "test_") -> dict:
     """Error, NLL, ECE, MCE, adaptive ECE and confidence of logits against index labels, as a flat dict.
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 from .config import RunConfig
 from .corrupted_eval import CORRUPTED_METRICS
 from .datasets.cifar_corrupted import SEVERITIES
-
-#: The metrics of :func:`vicinal.lab.evaluate.classification_metrics`, without their prefix.
-CLASSIFICATION_METRICS = ("error", "nll", "ece", "mce", "adaptive_ece", "mean_confidence", "confidence_histogram")
+from .evaluate import CLASSIFICATION_METRICS
 
 
 def run_metric_names(config: RunConfig, *, classification: bool) -> frozenset[str]:

@@ -299,7 +299,7 @@ def evaluate_run(model, dataset: Dataset, config: RunConfig, stats, *, test_outp
     """Plain (and rescaled, Carratino eq. 22) test metrics, plus the robustness curves the config asks for.
 
     With ``eval_corrupted``, also the CIFAR-10-C / 100-C averages of Carratino et al. 2020, Fig. 5-6,
-    plain and rescaled (:func:`~vicinal.lab.corrupted_eval.run_corrupted_metrics`, on ``config.device``).
+    plain and rescaled (:func:`~vicinal.lab.corrupted_eval.run_corrupted_metrics`, where the model is).
 
     ``test_outputs`` / ``train_outputs``: the model's outputs on the test / training inputs when the
     caller has them already (the batched trainer computes all members' in stacked forwards).
@@ -313,7 +313,6 @@ def evaluate_run(model, dataset: Dataset, config: RunConfig, stats, *, test_outp
     rescaled = None
     if rescaled_applies(config, dataset):  # its buffers (training means) go where the model is
         rescaled = RescaledPredictor(model, alpha=config.alpha, stats=stats).to(module_device(model))
-    if rescaled is not None:
         results.update(classification_metrics(predict(rescaled, dataset.x_test), dataset.y_test,
                                               n_bins=config.n_bins, prefix="rescaled_test_"))
     for std in config.noise_stds:
